@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one command that installs what Summon's tests need and runs them all: it builds a real
+# kube-apiserver, etcd and kubectl (cached in .cache/), starts a throwaway PostgreSQL and
+# RabbitMQ on 127.0.0.1, runs the checks and every Go test, and stops what it started.
+# CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=()
+cleanup() {
+  for s in "${started[@]}"; do hack/"$s".sh stop >&2 || true; done
+}
+trap cleanup EXIT
+
+echo "== checks: gofmt, go vet, staticcheck" >&2
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.cache/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+echo "== test services" >&2
+KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)
+export KUBEBUILDER_ASSETS
+eval "export $(hack/postgres.sh start)"; started+=(postgres)
+eval "export $(hack/rabbitmq.sh start)"; started+=(rabbitmq)
+
+# Integration tests skip when their service is missing on a developer's plain `go test ./...`;
+# here a skip is a failure.
+export SUMMON_REQUIRE_INTEGRATION=1
+
+echo "== go test" >&2
+go test -count=1 ./... "$@"

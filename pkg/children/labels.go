@@ -1,0 +1,67 @@
+package children
+
+import "maps"
+
+// Component is one part of an instance. Its value appears in names and in the
+// app.kubernetes.io/component label.
+type Component string
+
+const (
+	Web           Component = "web"
+	Daphne        Component = "daphne"
+	ChannelWorker Component = "channel-worker"
+	Celeryd       Component = "celeryd"
+	CeleryBeat    Component = "celerybeat"
+	Static        Component = "static"
+	Migrations    Component = "migrations"
+	AppConfig     Component = "config"
+	Routing       Component = "ingress"
+)
+
+// AppComponents are the long-running workloads that run the app image, in a fixed order.
+var AppComponents = []Component{Web, Daphne, ChannelWorker, Celeryd, CeleryBeat, Static}
+
+// Label and annotation keys. The app.kubernetes.io ones follow Kubernetes' recommended labels.
+const (
+	LabelName      = "app.kubernetes.io/name"
+	LabelInstance  = "app.kubernetes.io/instance"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	LabelVersion   = "app.kubernetes.io/version"
+
+	AnnotationConfigHash       = "summon.forklift.dev/config-hash"
+	AnnotationMigrationAttempt = "summon.forklift.dev/migration-attempt"
+
+	appName   = "summon-platform"
+	managedBy = "summon"
+)
+
+// SelectorLabels select a component's pods. They never change for the life of an instance:
+// a Deployment's selector is immutable, so a version or config never goes in here.
+func SelectorLabels(instance string, c Component) map[string]string {
+	return map[string]string{
+		LabelName:      appName,
+		LabelInstance:  instance,
+		LabelComponent: string(c),
+	}
+}
+
+// Labels are the labels of an object (and its pod template) that runs no particular version.
+func Labels(instance string, c Component) map[string]string {
+	l := SelectorLabels(instance, c)
+	l[LabelManagedBy] = managedBy
+	return l
+}
+
+// VersionedLabels add the app version to Labels, for workloads and their pods.
+func VersionedLabels(instance string, c Component, version string) map[string]string {
+	l := Labels(instance, c)
+	l[LabelVersion] = version
+	return l
+}
+
+func withLabels(base map[string]string, extra map[string]string) map[string]string {
+	out := maps.Clone(base)
+	maps.Copy(out, extra)
+	return out
+}

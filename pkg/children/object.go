@@ -1,0 +1,143 @@
+package children
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/forklift-dev/summon/pkg/metacontroller"
+)
+
+// LastAppliedAnnotation is where Metacontroller keeps the object the hook last returned.
+const LastAppliedAnnotation = "metacontroller.k8s.io/last-applied-configuration"
+
+func typeMeta(apiVersion, kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+}
+
+// presenceMatters lists the keys whose empty object means something (emptyDir: {} asks for a
+// volume). Every other empty object is noise.
+var presenceMatters = map[string]bool{"emptyDir": true}
+
+// ToObject turns a typed object into the minimal JSON Metacontroller should apply: no status, no
+// nulls, no empty objects or lists. Typed k8s.io/api structs serialise creationTimestamp: null,
+// status: {} and the like; Metacontroller compares desired and observed with reflect.DeepEqual, so
+// each of those would be a write on every sync.
+func ToObject(typed any) (metacontroller.Object, error) {
+	b, err := json.Marshal(typed)
+	if err != nil {
+		return nil, fmt.Errorf("encoding child: %w", err)
+	}
+	var obj metacontroller.Object
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
+		return nil, fmt.Errorf("decoding child: %w", err)
+	}
+	delete(obj, "status")
+	prune(obj)
+	return obj, nil
+}
+
+// prune removes, depth first, every null and every empty object or list from a JSON object.
+func prune(m map[string]any) {
+	for k, v := range m {
+		if pruneValue(v) && !(presenceMatters[k] && isMap(v)) {
+			delete(m, k)
+		}
+	}
+}
+
+// pruneValue prunes inside v and says whether v is now empty.
+func pruneValue(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case map[string]any:
+		prune(x)
+		return len(x) == 0
+	case []any:
+		for _, e := range x {
+			pruneValue(e)
+		}
+		return len(x) == 0
+	}
+	return false
+}
+
+func isMap(v any) bool {
+	_, ok := v.(map[string]any)
+	return ok
+}
+
+// serverOwnedMeta are the metadata fields the API server or Metacontroller writes; a child
+// returned as observed must not claim them.
+var serverOwnedMeta = []string{
+	"uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+	"deletionGracePeriodSeconds", "managedFields", "ownerReferences", "selfLink",
+}
+
+// AsObserved returns an observed child as the hook should return it to keep it unchanged. When
+// Metacontroller's last-applied annotation is there, that is exactly what the hook asked for last
+// time, so returning it changes nothing and fights no one (an HPA, a kubectl scale). Otherwise the
+// observed object is returned without what the server owns.
+func AsObserved(observed metacontroller.Object) metacontroller.Object {
+	if last, ok := lastApplied(observed); ok {
+		return last
+	}
+	out := deepCopy(observed)
+	delete(out, "status")
+	if meta, ok := out["metadata"].(map[string]any); ok {
+		for _, f := range serverOwnedMeta {
+			delete(meta, f)
+		}
+		if ann, ok := meta["annotations"].(map[string]any); ok {
+			delete(ann, LastAppliedAnnotation)
+			if len(ann) == 0 {
+				delete(meta, "annotations")
+			}
+		}
+	}
+	return out
+}
+
+func lastApplied(observed metacontroller.Object) (metacontroller.Object, bool) {
+	meta, _ := observed["metadata"].(map[string]any)
+	ann, _ := meta["annotations"].(map[string]any)
+	s, _ := ann[LastAppliedAnnotation].(string)
+	if s == "" {
+		return nil, false
+	}
+	var last metacontroller.Object
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.UseNumber()
+	if err := dec.Decode(&last); err != nil || last["kind"] != observed["kind"] || last["apiVersion"] != observed["apiVersion"] {
+		return nil, false
+	}
+	return last, true
+}
+
+// deepCopy copies a JSON object so that the caller's observed children are never changed.
+func deepCopy(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = deepCopyValue(v)
+	}
+	return out
+}
+
+func deepCopyValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return deepCopy(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepCopyValue(e)
+		}
+		return out
+	}
+	return v
+}

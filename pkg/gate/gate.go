@@ -1,0 +1,169 @@
+// Package gate holds Summon's two safety rules as pure functions: the migration gate (no pod runs
+// a version before that version's migrations have succeeded) and the Celerybeat singleton (never
+// two beats). It sees the world only through its arguments and performs no I/O.
+package gate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// JobState is what an observed migration Job has come to.
+type JobState int
+
+const (
+	JobActive JobState = iota
+	JobSucceeded
+	JobFailed
+)
+
+// MigrationJob is one observed migration Job.
+type MigrationJob struct {
+	Name    string
+	Version string
+	Attempt int32
+	State   JobState
+	// Reason says why a failed Job failed, in the Job's own words.
+	Reason string
+}
+
+// MigrationInput is what the gate needs to know about one instance.
+type MigrationInput struct {
+	// Version and Attempt name the migration the spec asks for.
+	Version string
+	Attempt int32
+	// MigratedVersion is status.migratedVersion as the request carries it: recorded and
+	// round-tripped.
+	MigratedVersion string
+	// Jobs are the observed migration Jobs.
+	Jobs []MigrationJob
+	// Prepared says everything a migration needs exists: the app config Secret is observed (and the
+	// external resources are ready).
+	Prepared bool
+	// Running is the version each app component's workload runs, as observed; a component
+	// without a workload is absent.
+	Running map[string]string
+	// Components are every app component the instance runs.
+	Components []string
+}
+
+// Stage is where the migration of the spec's version stands.
+type Stage int
+
+const (
+	// StagePreparing: the migration can't start until its inputs exist.
+	StagePreparing Stage = iota
+	// StageMigrating: the migration runs, or waits for an older one to finish.
+	StageMigrating
+	// StageMigrated: the spec's version has migrated; workloads may run it.
+	StageMigrated
+	// StageFailed: the spec's version failed to migrate; nothing moves until the user acts.
+	StageFailed
+)
+
+// MigrationDecision is what the gate allows.
+type MigrationDecision struct {
+	Stage Stage
+	// MigratedVersion is the status.migratedVersion to write. It changes in the same response
+	// that first sees a successful Job.
+	MigratedVersion string
+	// CreateJob asks for a new Job for (Version, Attempt).
+	CreateJob bool
+	// KeepJobs are observed migration Jobs to return as observed; every other one is dropped.
+	KeepJobs []string
+	// Targets is the version each app component's workload runs; a component that may not run
+	// yet is absent.
+	Targets map[string]string
+	// Message says, in words for the user, what the migration waits for or why it failed.
+	Message string
+}
+
+// MigrationGate decides which version each workload may run and what happens to migration Jobs.
+//
+// A version is migrated when status.migratedVersion names it or its Job is seen succeeded. Until
+// then, every workload keeps the version it runs, and a component with no workload is created
+// only on the last migrated version (never, on a fresh install). A succeeded Job is kept until its
+// success has come back in status, so a lost status write can't make the migration run twice. A
+// failed Job is kept for its logs and never retried by itself. Only one migration runs at a time:
+// two concurrent migrate commands on one database can deadlock or half-apply.
+func MigrationGate(in MigrationInput) MigrationDecision {
+	d := MigrationDecision{MigratedVersion: in.MigratedVersion}
+	current, other := splitJobs(in)
+
+	for _, j := range other {
+		if j.State == JobActive {
+			d.KeepJobs = append(d.KeepJobs, j.Name)
+		}
+	}
+
+	switch {
+	case in.MigratedVersion == in.Version:
+		d.Stage = StageMigrated
+	case current != nil && current.State == JobSucceeded:
+		d.Stage = StageMigrated
+		d.MigratedVersion = in.Version
+		d.KeepJobs = append(d.KeepJobs, current.Name)
+	case current != nil && current.State == JobFailed:
+		d.Stage = StageFailed
+		d.KeepJobs = append(d.KeepJobs, current.Name)
+		d.Message = failedMessage(current)
+	case current != nil:
+		d.Stage = StageMigrating
+		d.KeepJobs = append(d.KeepJobs, current.Name)
+		d.Message = fmt.Sprintf("running the migrations of version %s (Job %s)", in.Version, current.Name)
+	case !in.Prepared:
+		d.Stage = StagePreparing
+		d.Message = "waiting for the app config Secret (and the external resources) before migrating"
+	case len(d.KeepJobs) > 0:
+		d.Stage = StageMigrating
+		d.Message = fmt.Sprintf("waiting for the earlier migration Job %s to finish before migrating version %s",
+			strings.Join(d.KeepJobs, ", "), in.Version)
+	default:
+		d.Stage = StageMigrating
+		d.CreateJob = true
+		d.Message = fmt.Sprintf("starting the migrations of version %s", in.Version)
+	}
+	slices.Sort(d.KeepJobs)
+	d.Targets = targets(in, d)
+	return d
+}
+
+// splitJobs separates the Job for the spec's version and attempt from every other one.
+func splitJobs(in MigrationInput) (current *MigrationJob, other []MigrationJob) {
+	for i, j := range in.Jobs {
+		if j.Version == in.Version && j.Attempt == in.Attempt && in.MigratedVersion != in.Version {
+			current = &in.Jobs[i]
+			continue
+		}
+		other = append(other, j)
+	}
+	return current, other
+}
+
+func targets(in MigrationInput, d MigrationDecision) map[string]string {
+	t := map[string]string{}
+	for _, c := range in.Components {
+		switch {
+		case d.Stage == StageMigrated:
+			t[c] = in.Version
+		case in.Running[c] != "":
+			t[c] = in.Running[c]
+		case in.MigratedVersion != "":
+			// A workload that went missing comes back on the last migrated version: the database
+			// has its migrations, and the others run it (or are about to).
+			t[c] = in.MigratedVersion
+		}
+	}
+	return t
+}
+
+func failedMessage(j *MigrationJob) string {
+	reason := j.Reason
+	if reason == "" {
+		reason = "it failed"
+	}
+	return fmt.Sprintf("the migrations of version %s failed (Job %s: %s); the running version keeps serving. "+
+		"Read the logs with kubectl logs job/%s, then raise spec.migrations.attempt to retry, or set spec.version to a fixed version",
+		j.Version, j.Name, strings.TrimSuffix(reason, "."), j.Name)
+}

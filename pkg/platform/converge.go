@@ -1,0 +1,272 @@
+package platform
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/credentials"
+	"github.com/forklift-dev/summon/pkg/external"
+	"github.com/forklift-dev/summon/pkg/gate"
+	"github.com/forklift-dev/summon/pkg/metacontroller"
+)
+
+// converge is the normal path: a valid spec, all children visible.
+func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontroller.SyncResponse {
+	spec := par.spec.Defaulted(env.Defaults)
+	p := children.NewPlatform(par.meta.Name, par.meta.Namespace, spec)
+
+	settings, err := appSettings(p, par, req.Related, env)
+	if err != nil {
+		return frozen(req, errorStatus(par, env, reasonInputMissing, err.Error()))
+	}
+	file, err := children.ConfigFile(settings)
+	if err != nil {
+		return frozen(req, errorStatus(par, env, reasonInputMissing, err.Error()))
+	}
+	configHash := children.ConfigHash(file)
+
+	seen := observe(p, req.Children)
+	decision := gate.MigrationGate(gate.MigrationInput{
+		Version:         spec.Version,
+		Attempt:         spec.Migrations.Attempt,
+		MigratedVersion: par.status.MigratedVersion,
+		Jobs:            seen.jobs,
+		Prepared:        seen.configSeen,
+		Running:         seen.runningVersions(),
+		Components:      componentNames(),
+	})
+
+	d := &desired{}
+	d.add(children.AppConfigSecret(p, file))
+	for _, c := range children.ServingComponents {
+		d.add(children.ServiceFor(p, c))
+		d.add(children.PodDisruptionBudget(p, c))
+	}
+	d.add(children.BeatService(p))
+	d.add(children.HorizontalPodAutoscaler(p, children.Web))
+	d.add(children.HorizontalPodAutoscaler(p, children.Celeryd))
+	d.add(children.Ingress(p))
+
+	release := func(c children.Component) (children.Release, bool) {
+		v, ok := decision.Targets[string(c)]
+		return children.Release{Version: v, ConfigHash: configHash}, ok
+	}
+	if r, ok := release(children.Web); ok {
+		d.add(children.WebDeployment(p, r))
+	}
+	if r, ok := release(children.Daphne); ok {
+		d.add(children.DaphneDeployment(p, r))
+	}
+	if r, ok := release(children.ChannelWorker); ok {
+		d.add(children.ChannelWorkerDeployment(p, r))
+	}
+	if r, ok := release(children.Celeryd); ok {
+		d.add(children.CeleryWorkerDeployment(p, r))
+	}
+	if r, ok := release(children.Static); ok {
+		d.add(children.StaticDeployment(p, r))
+	}
+	beatReplicas := gate.BeatReplicas(*spec.Replicas.CeleryBeat, len(seen.otherBeats) > 0)
+	if r, ok := release(children.CeleryBeat); ok {
+		d.add(children.BeatStatefulSet(p, r, beatReplicas))
+	}
+	if decision.CreateJob {
+		d.add(children.MigrationJob(p, children.Release{Version: spec.Version, ConfigHash: configHash}, spec.Migrations.Attempt))
+	}
+	for _, name := range decision.KeepJobs {
+		d.keep(seen.jobObjects[name])
+	}
+
+	unknown := d.unknown(p, seen)
+	rollout := rolloutOf(p, seen, decision.Targets, configHash, beatReplicas)
+
+	st, conds := carried(par, env)
+	conds.remove(v1beta1.ConditionPaused)
+	conds.set(v1beta1.ConditionValid, true, reasonValid, "")
+	st.MigratedVersion = decision.MigratedVersion
+	st.Components = rollout.components
+	deployed := rollout.complete && decision.Stage == gate.StageMigrated
+	if deployed {
+		st.DeployedVersion = spec.Version
+	}
+	st.Phase, st.Message = phaseOf(decision, rollout, spec.Version)
+	migratedCondition(conds, decision, spec.Version)
+	if deployed {
+		conds.set(v1beta1.ConditionDeployed, true, reasonRolledOut, "every workload runs version "+spec.Version)
+	} else {
+		conds.set(v1beta1.ConditionDeployed, false, reasonRollingOut, rollout.waitingMessage(spec.Version))
+	}
+
+	if len(unknown) > 0 {
+		st.Phase = v1beta1.PhaseError
+		st.Message = unknownMessage(unknown)
+		conds.set(v1beta1.ConditionReady, false, reasonUnknownChildren, st.Message)
+	} else if st.Phase == v1beta1.PhaseError {
+		conds.set(v1beta1.ConditionReady, false, reasonMigrationFailed, st.Message)
+	} else {
+		conds.set(v1beta1.ConditionReady, st.Phase == v1beta1.PhaseReady, readyReason(st.Phase), st.Message)
+	}
+	st.Conditions = conds.list
+
+	out := d.objects
+	if st.Phase == v1beta1.PhaseError {
+		// In Error nothing observed is dropped: the user is about to act, and the instance must
+		// keep running as it is until then.
+		out = append(out, d.everythingElse(seen)...)
+	}
+	return &metacontroller.SyncResponse{Status: st, Children: capBeats(out)}
+}
+
+func componentNames() []string {
+	out := make([]string, len(children.AppComponents))
+	for i, c := range children.AppComponents {
+		out[i] = string(c)
+	}
+	return out
+}
+
+func (o observation) runningVersions() map[string]string {
+	out := map[string]string{}
+	for c, w := range o.workloads {
+		out[string(c)] = w.version
+	}
+	return out
+}
+
+// appSettings gathers the config file's settings: spec.config, what Summon generates, and the
+// input Secrets, which Metacontroller sends as related objects (see the customize hook).
+func appSettings(p children.Platform, par parent, related metacontroller.RelativeObjects, env Env) (children.Settings, error) {
+	config := children.Settings{}
+	for k, v := range p.Spec.Config {
+		config[k] = v.Value()
+	}
+	generated, err := generatedSettings(p, par, related, env)
+	if err != nil {
+		return nil, err
+	}
+	inputs := make([]map[string][]byte, 0, len(p.Spec.Secrets))
+	var missing []string
+	for _, name := range p.Spec.Secrets {
+		data, ok := relatedSecret(related, p.Namespace, name)
+		if !ok {
+			missing = append(missing, name)
+			continue
+		}
+		inputs = append(inputs, data)
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("input Secret %s not found in namespace %s: create it, or remove it from spec.secrets",
+			strings.Join(missing, ", "), p.Namespace)
+	}
+	return children.MergeSettings(config, generated, inputs), nil
+}
+
+// generatedSettings are the settings Summon owns: SECRET_KEY and the database URL.
+func generatedSettings(p children.Platform, par parent, related metacontroller.RelativeObjects, env Env) (map[string]string, error) {
+	out := map[string]string{}
+	uid := string(par.meta.UID)
+	if env.Credentials.Ready() {
+		out["SECRET_KEY"] = env.Credentials.Derive(uid, credentials.DjangoSecretKey)
+	}
+	db := p.Spec.Database
+	switch {
+	case db.Shared != nil:
+		if !env.Credentials.Ready() {
+			return nil, fmt.Errorf("spec.database.shared needs a generated password, but the hook has no credential master key: start it with --credential-key-file")
+		}
+		names := external.NamesFor("", p.Namespace, p.Name)
+		u := url.URL{
+			Scheme:   "postgres",
+			User:     url.UserPassword(names.DatabaseRole, env.Credentials.Derive(uid, credentials.DatabasePassword)),
+			Host:     db.Shared.Host + ":" + strconv.Itoa(int(db.Shared.Port)),
+			Path:     "/" + names.Database,
+			RawQuery: "sslmode=" + db.Shared.SSLMode,
+		}
+		out["DATABASE_URL"] = u.String()
+	case db.URLSecret != nil:
+		data, ok := relatedSecret(related, p.Namespace, db.URLSecret.Name)
+		if !ok {
+			return nil, fmt.Errorf("Secret %s (spec.database.urlSecret) not found in namespace %s: create it", db.URLSecret.Name, p.Namespace)
+		}
+		v, ok := data[db.URLSecret.Key]
+		if !ok {
+			return nil, fmt.Errorf("Secret %s has no key %s (spec.database.urlSecret.key)", db.URLSecret.Name, db.URLSecret.Key)
+		}
+		out["DATABASE_URL"] = string(v)
+	}
+	return out, nil
+}
+
+// relatedSecret finds an input Secret among the related objects and decodes its data.
+func relatedSecret(related metacontroller.RelativeObjects, namespace, name string) (map[string][]byte, bool) {
+	obj := related[GroupSecret][namespace+"/"+name]
+	if obj == nil {
+		return nil, false
+	}
+	var s struct {
+		Data map[string][]byte `json:"data"`
+	}
+	if err := decodeTyped(obj, &s); err != nil {
+		return nil, false
+	}
+	if s.Data == nil {
+		s.Data = map[string][]byte{}
+	}
+	return s.Data, true
+}
+
+func phaseOf(d gate.MigrationDecision, r rollout, version string) (v1beta1.Phase, string) {
+	switch d.Stage {
+	case gate.StagePreparing:
+		return v1beta1.PhaseInitializing, d.Message
+	case gate.StageMigrating:
+		return v1beta1.PhaseMigrating, d.Message
+	case gate.StageFailed:
+		return v1beta1.PhaseError, d.Message
+	}
+	if !r.complete {
+		return v1beta1.PhaseDeploying, r.waitingMessage(version)
+	}
+	return v1beta1.PhaseReady, "version " + version + " is ready"
+}
+
+func migratedCondition(c *conditions, d gate.MigrationDecision, version string) {
+	switch d.Stage {
+	case gate.StageMigrated:
+		c.set(v1beta1.ConditionMigrated, true, reasonMigrated, "the migrations of version "+version+" succeeded")
+	case gate.StageFailed:
+		c.set(v1beta1.ConditionMigrated, false, reasonMigrationFailed, d.Message)
+	case gate.StagePreparing:
+		c.set(v1beta1.ConditionMigrated, false, reasonPreparing, d.Message)
+	default:
+		c.set(v1beta1.ConditionMigrated, false, reasonMigrating, d.Message)
+	}
+}
+
+func readyReason(p v1beta1.Phase) string {
+	switch p {
+	case v1beta1.PhaseReady:
+		return reasonReady
+	case v1beta1.PhaseInitializing:
+		return reasonPreparing
+	case v1beta1.PhaseMigrating:
+		return reasonMigrating
+	}
+	return reasonRollingOut
+}
+
+func unknownMessage(refs []childRef) string {
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = fmt.Sprintf("%s %s", strings.SplitN(r.group, ".", 2)[0], r.name)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("found children that Summon does not manage in this layout: %s. They are kept so the instance keeps running; "+
+		"once the new children are ready, delete them with kubectl delete, or remove their types from the CompositeController",
+		strings.Join(names, ", "))
+}

@@ -1,0 +1,63 @@
+package platform
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/credentials"
+	"github.com/forklift-dev/summon/pkg/metacontroller"
+)
+
+// testKey is the credential master key of every test; derived secrets in golden files come
+// from it.
+var testKey = []byte("summon-test-master-key-0123456789abcdef")
+
+func testEnv(now time.Time) Env {
+	d, err := credentials.NewDeriver(testKey)
+	if err != nil {
+		panic(err)
+	}
+	return Env{Now: now, Defaults: v1beta1.HookDefaults{Image: "registry.example.com/summon-platform"}, Credentials: d}
+}
+
+type option func(*v1beta1.SummonPlatform)
+
+// platform builds a SummonPlatform for tests: platform("car1-qa", withVersion("v2")).
+func platform(name string, opts ...option) *v1beta1.SummonPlatform {
+	p := &v1beta1.SummonPlatform{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "summon-qa"},
+		Spec: v1beta1.Spec{
+			Version:  "108912-6e2f8b7-release-2019-8",
+			Hostname: name + ".example.com",
+			Config:   map[string]v1beta1.ConfigValue{"DEBUG": v1beta1.BoolValue(true)},
+		},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+func withVersion(v string) option { return func(p *v1beta1.SummonPlatform) { p.Spec.Version = v } }
+
+func withSpec(edit func(*v1beta1.Spec)) option { return func(p *v1beta1.SummonPlatform) { edit(&p.Spec) } }
+
+// hook is Sync with the test Env, at the cluster's clock.
+func hook(c *sim.Cluster) func(*metacontroller.SyncRequest) *metacontroller.SyncResponse {
+	return func(req *metacontroller.SyncRequest) *metacontroller.SyncResponse {
+		return Sync(req, testEnv(c.Clock))
+	}
+}
+
+func status(t *testing.T, resp *metacontroller.SyncResponse) v1beta1.Status {
+	t.Helper()
+	st, ok := resp.Status.(v1beta1.Status)
+	if !ok {
+		t.Fatalf("status is a %T, not a v1beta1.Status", resp.Status)
+	}
+	return st
+}
