@@ -66,7 +66,7 @@ if ((${#missing[@]} > 0)); then
 
 	export CGO_ENABLED=0 GOWORK=off GOFLAGS="-mod=readonly -buildvcs=false"
 	for bin in "${missing[@]}"; do
-		log "building $bin ($version) from ${pkgs[$bin]} ..."
+		log "building $bin from ${pkgs[$bin]} (Kubernetes $version pins) ..."
 		start=$SECONDS
 		tmp="$out/.$bin.tmp.$$"
 		if ! (cd "$tools_dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp" "${pkgs[$bin]}") >&2; then

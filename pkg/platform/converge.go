@@ -96,10 +96,13 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	}
 	st.Phase, st.Message = phaseOf(decision, rollout, spec.Version)
 	migratedCondition(conds, decision, spec.Version)
-	if deployed {
+	switch {
+	case deployed:
 		conds.set(v1beta1.ConditionDeployed, true, reasonRolledOut, "every workload runs version "+spec.Version)
-	} else {
+	case decision.Stage == gate.StageMigrated:
 		conds.set(v1beta1.ConditionDeployed, false, reasonRollingOut, rollout.waitingMessage(spec.Version))
+	default:
+		conds.set(v1beta1.ConditionDeployed, false, reasonAwaitingMigration, "version "+spec.Version+" waits for its migrations")
 	}
 
 	if len(unknown) > 0 {

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/forklift-dev/summon/internal/sim"
@@ -60,4 +61,8 @@ func status(t *testing.T, resp *metacontroller.SyncResponse) v1beta1.Status {
 		t.Fatalf("status is a %T, not a v1beta1.Status", resp.Status)
 	}
 	return st
+}
+
+func containerFor(version string) corev1.Container {
+	return corev1.Container{Name: "beat", Image: "registry.example.com/summon-platform:" + version, Command: []string{"celery", "beat"}}
 }

@@ -23,6 +23,7 @@ const (
 	reasonMigrated          = "Succeeded"
 	reasonMigrationFailed   = "MigrationFailed"
 	reasonRollingOut        = "RollingOut"
+	reasonAwaitingMigration = "AwaitingMigration"
 	reasonRolledOut         = "RolledOut"
 	reasonReady             = "Ready"
 )

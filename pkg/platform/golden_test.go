@@ -1,0 +1,327 @@
+package platform
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/metacontroller"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/sync from the scenarios")
+
+// goldenDir holds one folder per case: request.json in, response.json out.
+const goldenDir = "../../testdata/sync"
+
+// goldenClock is the hook's clock in every golden case: later than anything in the requests, so a
+// condition that changes status shows this time and one that doesn't keeps its own.
+var goldenClock = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+const (
+	v1 = "108912-6e2f8b7-release-2019-8"
+	v2 = "109004-a41c9d0-release-2019-9"
+)
+
+// goldenCases build each case's request through a history on the simulated cluster. With
+// -update they are written to testdata; without, the committed request.json is what runs, so a
+// hand-edited request is tested as it is.
+var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
+	// A new SummonPlatform: only the config Secret, Services and Ingress; no workload, no Job.
+	"fresh-install": func(t *testing.T) *metacontroller.SyncRequest {
+		return sim.NewCluster(platform("car1-qa")).Request()
+	},
+	// The config Secret now exists: the migration Job for the version starts.
+	"migration-starts": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa"))
+		c.Sync(hook(c))
+		return c.Request()
+	},
+	"migration-running": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa"))
+		syncTimes(c, 2)
+		c.StartJob(onlyJob(t, c))
+		return c.Request()
+	},
+	// The Job succeeded: migratedVersion is recorded and every workload is created on the version
+	// in the same response; the Job stays until that status comes back.
+	"migration-succeeded": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa"))
+		syncTimes(c, 2)
+		c.CompleteJob(onlyJob(t, c))
+		return c.Request()
+	},
+	// migratedVersion has round-tripped: now the Job is dropped.
+	"job-dropped-after-round-trip": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa"))
+		syncTimes(c, 2)
+		c.CompleteJob(onlyJob(t, c))
+		c.Sync(hook(c))
+		return c.Request()
+	},
+	"steady-ready": func(t *testing.T) *metacontroller.SyncRequest {
+		return installed(t, platform("car1-qa")).Request()
+	},
+	// A new version: its Job starts, every workload keeps the version it runs.
+	"new-version-while-old-serves": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
+		return c.Request()
+	},
+	// The new version's Job failed: phase Error, the old version keeps serving, the Job stays.
+	"migration-failed": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
+		c.Sync(hook(c))
+		c.FailJob(jobFor(t, c, v2))
+		return c.Request()
+	},
+	// Going back to a version that migrated before runs its migrations again (against today's
+	// database) before any pod moves back: the invariant holds without a history of versions.
+	"back-to-migrated-version": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
+		c.Sync(hook(c))
+		c.CompleteJob(jobFor(t, c, v2))
+		syncTimes(c, 2)
+		c.RollOut()
+		c.Sync(hook(c))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v1 })
+		return c.Request()
+	},
+	"paused": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Paused = true; s.Version = v2; s.Replicas.Web = ptr(int32(5)) })
+		return c.Request()
+	},
+	// A spec that slipped past the schema: Error, every child kept exactly as it was applied.
+	"invalid-spec": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Replicas.CeleryBeat = ptr(int32(2)); s.Version = "release/2019-9" })
+		return c.Request()
+	},
+	"beat-disabled": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Replicas.CeleryBeat = ptr(int32(0)) })
+		return c.Request()
+	},
+	// A beat Deployment from an older layout is still there: Summon's beat waits at 0 replicas
+	// while the old one is deleted.
+	"legacy-beat-observed": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		addLegacyBeat(t, c)
+		return c.Request()
+	},
+	"autoscaling-on": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) {
+			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 2, MaxReplicas: 10}
+			s.Autoscaling.Celeryd = &v1beta1.HorizontalScaling{MinReplicas: 1, MaxReplicas: 8, TargetCPUUtilizationPercentage: 60}
+		})
+		return c.Request()
+	},
+	// A setting changed: the config Secret and the config hash in every pod template change.
+	"config-change": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) {
+			s.Config["DEBUG"] = v1beta1.BoolValue(false)
+			s.Config["SITE_NAME"] = v1beta1.StringValue("Car One QA")
+		})
+		return c.Request()
+	},
+	// Input Secrets are merged in order over spec.config; the shared database URL is generated.
+	"input-secrets-and-shared-database": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Secrets = []string{"car1-qa-inputs", "car1-qa-overrides"}
+			s.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
+		})))
+		c.SetRelatedSecret("car1-qa-inputs", map[string][]byte{"SENTRY_DSN": []byte("https://abc@sentry.example.com/1"), "SITE_NAME": []byte("inputs")})
+		c.SetRelatedSecret("car1-qa-overrides", map[string][]byte{"SITE_NAME": []byte("overrides")})
+		return c.Request()
+	},
+	"input-secret-missing": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Secrets = []string{"car1-qa-inputs"} })
+		return c.Request()
+	},
+	// A request without the Job group can't show whether a migration runs: refuse to act.
+	"missing-child-group": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		req := c.Request()
+		delete(req.Children, GroupJob)
+		return req
+	},
+	// A ConfigMap type added to the CompositeController by hand: kept, and the user is told.
+	"unknown-child-type": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		req := c.Request()
+		req.Children["ConfigMap.v1"] = metacontroller.ObjectsByName{"summon-qa/car1-qa-extra": {
+			"apiVersion": "v1", "kind": "ConfigMap",
+			"metadata": map[string]any{"name": "car1-qa-extra", "namespace": "summon-qa", "uid": "cm-1", "resourceVersion": "9"},
+			"data":     map[string]any{"note": "added by hand"},
+		}}
+		return req
+	},
+	// The longest legal name: every child name stays within Kubernetes' limits.
+	"longest-name": func(t *testing.T) *metacontroller.SyncRequest {
+		return installed(t, platform(strings.Repeat("a", 40)+"-"+strings.Repeat("b", 22))).Request()
+	},
+}
+
+func TestGolden(t *testing.T) {
+	if *update {
+		for name, build := range goldenCases {
+			writeJSON(t, filepath.Join(goldenDir, name, "request.json"), build(t))
+		}
+	}
+	for name := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(goldenDir, name)
+			var req metacontroller.SyncRequest
+			readJSON(t, filepath.Join(dir, "request.json"), &req)
+			resp := Sync(&req, testEnv(goldenClock))
+			if *update {
+				writeJSON(t, filepath.Join(dir, "response.json"), resp)
+			}
+			var want, got any
+			wantBytes, err := os.ReadFile(filepath.Join(dir, "response.json"))
+			if err != nil {
+				t.Fatalf("reading golden file: %v (run go test ./pkg/platform -update to write it)", err)
+			}
+			if err := json.Unmarshal(wantBytes, &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(encode(t, resp), &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("response differs from %s/response.json (-want +got):\n%s", dir, diff)
+			}
+		})
+	}
+}
+
+// TestGoldenCasesAreAllListed keeps testdata and the scenarios in step: a folder without a
+// scenario would never be checked.
+func TestGoldenCasesAreAllListed(t *testing.T) {
+	entries, err := os.ReadDir(goldenDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if _, ok := goldenCases[e.Name()]; !ok {
+			t.Errorf("testdata/sync/%s has no scenario in goldenCases", e.Name())
+		}
+	}
+}
+
+// installed runs a fresh install to Ready.
+func installed(t *testing.T, p *v1beta1.SummonPlatform) *sim.Cluster {
+	t.Helper()
+	c := sim.NewCluster(p)
+	syncTimes(c, 2)
+	c.CompleteJob(onlyJob(t, c))
+	syncTimes(c, 2)
+	c.RollOut()
+	resp := c.Sync(hook(c))
+	if st := status(t, resp); st.Phase != v1beta1.PhaseReady {
+		t.Fatalf("install did not reach Ready: %s: %s", st.Phase, st.Message)
+	}
+	return c
+}
+
+func syncTimes(c *sim.Cluster, n int) {
+	for range n {
+		c.Sync(hook(c))
+	}
+}
+
+func onlyJob(t *testing.T, c *sim.Cluster) string {
+	t.Helper()
+	jobs := c.MigrationJobs()
+	if len(jobs) != 1 {
+		t.Fatalf("want one migration Job, have %v", jobs)
+	}
+	return jobs[0]
+}
+
+func jobFor(t *testing.T, c *sim.Cluster, version string) string {
+	t.Helper()
+	for _, name := range c.MigrationJobs() {
+		if labelsOf(c.Get(GroupJob, name))[children.LabelVersion] == version {
+			return name
+		}
+	}
+	t.Fatalf("no migration Job for version %s among %v", version, c.MigrationJobs())
+	return ""
+}
+
+// addLegacyBeat puts a beat Deployment of an older layout into the cluster, running.
+func addLegacyBeat(t *testing.T, c *sim.Cluster) {
+	t.Helper()
+	d := &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: c.Parent.Name + "-beat", Namespace: c.Parent.Namespace, Labels: map[string]string{"app": "beat"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(int32(1)),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "beat"}},
+		},
+	}
+	d.Spec.Template.Labels = map[string]string{"app": "beat"}
+	d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, containerFor(c.Parent.Spec.Version))
+	obj, err := children.ToObject(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj["status"] = map[string]any{"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1}
+	c.Children[GroupDeployment][c.Parent.Namespace+"/"+d.Name] = obj
+}
+
+func encode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readJSON(t *testing.T, path string, into any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading golden file: %v (run go test ./pkg/platform -update to write it)", err)
+	}
+	if err := decodeObject(b, into); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
