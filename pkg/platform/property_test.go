@@ -1,0 +1,362 @@
+package platform
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/metacontroller"
+)
+
+var (
+	histories = flag.Int("histories", 10000, "how many generated request histories the property tests run")
+	seed      = flag.Uint64("seed", 20261127, "seed of the generated histories; a failure prints the seed and history that reproduce it")
+)
+
+var versionPool = []string{v1, v2, "109100-77e0f13-release-2019-10", "109177-0c3d2aa-hotfix-2019-10"}
+
+// history is one generated run of events on a simulated cluster, with the ground truth the
+// invariants are checked against.
+type history struct {
+	t        *testing.T
+	id       int
+	rng      *rand.Rand
+	c        *sim.Cluster
+	migrated map[string]bool // versions whose migration Job has succeeded at some point
+	log      []string
+	// failure records the first broken promise when the history runs without a testing.T, to
+	// prove that the checks can fail.
+	failure string
+}
+
+func (h *history) failf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if h.t == nil {
+		if h.failure == "" {
+			h.failure = msg
+		}
+		return
+	}
+	if h.t != nil {
+		h.t.Helper()
+	}
+	h.t.Fatalf("history %d (go test ./pkg/platform -run TestProperties -seed %d): %s\nevents:\n  %s",
+		h.id, *seed, msg, strings.Join(h.log, "\n  "))
+}
+
+// TestProperties runs generated histories of events (Jobs succeeding and failing, rollouts,
+// version changes, pauses, invalid specs, lost statuses, deleted children, legacy beats, requests
+// missing a child group) and checks after every sync that the response keeps Summon's promises.
+func TestProperties(t *testing.T) {
+	n := *histories
+	if testing.Short() {
+		n = 500
+	}
+	// Histories are independent: shards run them on every core. Each history's seed is its own
+	// number, so the sharding doesn't change what runs.
+	const shards = 8
+	for s := range shards {
+		t.Run(fmt.Sprintf("shard-%d", s), func(t *testing.T) {
+			t.Parallel()
+			for i := s; i < n; i += shards {
+				h := newHistory(t, i)
+				steps := 6 + h.rng.IntN(14)
+				for range steps {
+					h.step()
+				}
+				h.converge()
+			}
+		})
+	}
+}
+
+func newHistory(t *testing.T, id int) *history {
+	rng := rand.New(rand.NewPCG(*seed, uint64(id)))
+	p := platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+		s.Version = versionPool[rng.IntN(2)]
+		s.Replicas.Web = ptr(int32(1 + rng.IntN(3)))
+		s.Replicas.CeleryBeat = ptr(int32(rng.IntN(2)))
+		if rng.IntN(4) == 0 {
+			s.Hostname = ""
+		}
+		if rng.IntN(4) == 0 {
+			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 2, MaxReplicas: 6}
+		}
+	}))
+	return &history{t: t, id: id, rng: rng, c: sim.NewCluster(p), migrated: map[string]bool{}}
+}
+
+// step applies one random event, then syncs and checks the response.
+func (h *history) step() {
+	if h.t != nil {
+		h.t.Helper()
+	}
+	c := h.c
+	var drop string
+	switch h.rng.IntN(16) {
+	case 0, 1, 2:
+		h.log = append(h.log, "sync")
+	case 3:
+		if j := h.pickJob(false); j != "" {
+			h.log = append(h.log, "job "+j+" succeeds")
+			h.migrated[labelsOf(c.Get(GroupJob, j))[children.LabelVersion]] = true
+			c.CompleteJob(j)
+		}
+	case 4:
+		if j := h.pickJob(false); j != "" {
+			h.log = append(h.log, "job "+j+" fails")
+			c.FailJob(j)
+		}
+	case 5, 6:
+		h.log = append(h.log, "every workload rolls out")
+		c.RollOut()
+	case 7:
+		v := versionPool[h.rng.IntN(len(versionPool))]
+		h.log = append(h.log, "spec.version = "+v)
+		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v })
+	case 8:
+		h.log = append(h.log, "spec.migrations.attempt++")
+		c.EditSpec(func(s *v1beta1.Spec) { s.Migrations.Attempt++ })
+	case 9:
+		h.log = append(h.log, "toggle spec.paused")
+		c.EditSpec(func(s *v1beta1.Spec) { s.Paused = !s.Paused })
+	case 10:
+		h.log = append(h.log, "toggle an invalid spec (celeryBeat 2)")
+		c.EditSpec(func(s *v1beta1.Spec) {
+			if *s.Replicas.CeleryBeat == 2 {
+				s.Replicas.CeleryBeat = ptr(int32(1))
+			} else {
+				s.Replicas.CeleryBeat = ptr(int32(2))
+			}
+		})
+	case 11:
+		h.log = append(h.log, "config change")
+		c.EditSpec(func(s *v1beta1.Spec) { s.Config["STEP"] = v1beta1.NumberValue(float64(h.rng.IntN(1000))) })
+	case 12:
+		if c.Get(GroupDeployment, c.Parent.Name+"-beat") == nil {
+			h.log = append(h.log, "a legacy beat Deployment appears")
+			addLegacyBeat(h.t, c)
+		}
+	case 13:
+		if names := c.Names(); len(names) > 0 {
+			victim := names[h.rng.IntN(len(names))]
+			h.log = append(h.log, "deleted by hand: "+victim)
+			parts := strings.SplitN(victim, " ", 2)
+			delete(c.Children[parts[0]], parts[1])
+		}
+	case 14:
+		h.log = append(h.log, "status lost")
+		c.Parent.Status = v1beta1.Status{}
+	case 15:
+		drop = DeclaredGroups[h.rng.IntN(len(DeclaredGroups))]
+		h.log = append(h.log, "request misses "+drop)
+	}
+	h.syncAndCheck(drop)
+}
+
+// pickJob picks an observed migration Job that has not finished, or "".
+func (h *history) pickJob(finished bool) string {
+	var open []string
+	for _, name := range h.c.MigrationJobs() {
+		if (jobState(h.c.Get(GroupJob, name)) != "") == finished {
+			open = append(open, name)
+		}
+	}
+	if len(open) == 0 {
+		return ""
+	}
+	return open[h.rng.IntN(len(open))]
+}
+
+func jobState(obj metacontroller.Object) string {
+	st, _ := obj["status"].(map[string]any)
+	conds, _ := st["conditions"].([]any)
+	for _, c := range conds {
+		if m := c.(map[string]any); m["type"] == "Complete" || m["type"] == "Failed" {
+			return m["type"].(string)
+		}
+	}
+	return ""
+}
+
+func (h *history) syncAndCheck(dropGroup string) *metacontroller.SyncResponse {
+	if h.t != nil {
+		h.t.Helper()
+	}
+	req := h.c.Request()
+	if dropGroup != "" {
+		delete(req.Children, dropGroup)
+	}
+	resp := Sync(req, testEnv(h.c.Clock))
+	h.check(req, resp)
+	h.c.Apply(resp)
+	return resp
+}
+
+// check holds every response to the invariants.
+func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.SyncResponse) {
+	if h.t != nil {
+		h.t.Helper()
+	}
+	body, err := json.Marshal(resp)
+	if err != nil {
+		h.failf("response does not encode: %v", err)
+	}
+	if resp.Status == nil || resp.Children == nil || !bytes.Contains(body, []byte(`"children":[`)) {
+		h.failf("response has no status or a null children list: %s", body[:min(len(body), 300)])
+	}
+	st := resp.Status.(v1beta1.Status)
+
+	// Never more than one beat replica desired.
+	beats := int32(0)
+	for _, obj := range resp.Children {
+		ref := refOf(obj)
+		if (ref.group == GroupDeployment || ref.group == GroupStatefulSet) && isBeat(ref, obj) {
+			beats += specReplicas(obj)
+		}
+	}
+	if beats > 1 {
+		h.failf("%d beat replicas desired", beats)
+	}
+
+	// Never a workload on a version whose migration has not succeeded.
+	for _, obj := range resp.Children {
+		ref := refOf(obj)
+		l := labelsOf(obj)
+		if (ref.group == GroupDeployment || ref.group == GroupStatefulSet) && l[children.LabelManagedBy] == "summon" {
+			if v := l[children.LabelVersion]; !h.migrated[v] {
+				h.failf("%s %s runs version %q, whose migrations never succeeded (migrated: %v)", ref.group, ref.name, v, h.migrated)
+			}
+		}
+	}
+	if st.MigratedVersion != "" && !h.migrated[st.MigratedVersion] {
+		h.failf("status.migratedVersion is %q, whose migrations never succeeded", st.MigratedVersion)
+	}
+
+	// Never an observed workload dropped while phase is Error or the spec is paused.
+	var par struct {
+		Spec struct {
+			Paused bool `json:"paused"`
+		} `json:"spec"`
+	}
+	_ = json.Unmarshal(req.Parent, &par)
+	if st.Phase == v1beta1.PhaseError || par.Spec.Paused {
+		kept := map[childRef]bool{}
+		for _, obj := range resp.Children {
+			kept[refOf(obj)] = true
+		}
+		for _, g := range []string{GroupDeployment, GroupStatefulSet} {
+			for _, obj := range req.Children[g] {
+				if !kept[refOf(obj)] {
+					h.failf("phase %s (paused %v) dropped observed %s %s", st.Phase, par.Spec.Paused, g, nameOf(obj))
+				}
+			}
+		}
+	}
+
+	// One migration at a time: no new Job while another is running.
+	var running []string
+	for _, obj := range req.Children[GroupJob] {
+		if jobState(obj) == "" {
+			running = append(running, nameOf(obj))
+		}
+	}
+	for _, obj := range resp.Children {
+		if ref := refOf(obj); ref.group == GroupJob && req.Children[GroupJob][h.c.Parent.Namespace+"/"+ref.name] == nil && len(running) > 0 {
+			h.failf("new migration Job %s while %v still runs", ref.name, running)
+		}
+	}
+
+	// The same request gives the same bytes (checked on a sample: it costs a second sync).
+	if len(h.log)%8 == 0 {
+		again, _ := json.Marshal(Sync(req, testEnv(h.c.Clock)))
+		if !bytes.Equal(body, again) {
+			h.failf("the same request gave two different responses")
+		}
+	}
+}
+
+// converge lifts every fault and lets the instance settle: it must reach Ready, and then the
+// status must stop changing (a status that changed on every sync would make Metacontroller loop).
+func (h *history) converge() {
+	if h.t != nil {
+		h.t.Helper()
+	}
+	c := h.c
+	c.EditSpec(func(s *v1beta1.Spec) {
+		s.Paused = false
+		if *s.Replicas.CeleryBeat == 2 {
+			s.Replicas.CeleryBeat = ptr(int32(1))
+		}
+	})
+	h.log = append(h.log, "-- faults lifted; settling")
+	var last v1beta1.Status
+	for round := range 12 {
+		if j := h.pickJob(false); j != "" {
+			h.migrated[labelsOf(c.Get(GroupJob, j))[children.LabelVersion]] = true
+			c.CompleteJob(j)
+		}
+		c.RollOut()
+		st := h.syncAndCheck("").Status.(v1beta1.Status)
+		if st.Phase == v1beta1.PhaseError && strings.Contains(st.Message, "migrations of version") {
+			c.EditSpec(func(s *v1beta1.Spec) { s.Migrations.Attempt++ })
+		}
+		if st.Phase == v1beta1.PhaseReady && round > 0 && statusEqual(st, last) {
+			return
+		}
+		last = st
+	}
+	h.failf("did not settle on a steady Ready status: %s: %s", last.Phase, last.Message)
+}
+
+func statusEqual(a, b v1beta1.Status) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb)
+}
+
+// TestPropertiesCanFail proves the invariant checks bite: a response that breaks each promise
+// is caught.
+func TestPropertiesCanFail(t *testing.T) {
+	breakers := map[string]func(resp *metacontroller.SyncResponse){
+		"a second beat replica": func(resp *metacontroller.SyncResponse) {
+			for _, obj := range resp.Children {
+				if refOf(obj).group == GroupStatefulSet {
+					obj["spec"].(map[string]any)["replicas"] = 2
+				}
+			}
+		},
+		"a workload on an unmigrated version": func(resp *metacontroller.SyncResponse) {
+			for _, obj := range resp.Children {
+				if refOf(obj).group == GroupDeployment {
+					obj["metadata"].(map[string]any)["labels"].(map[string]any)[children.LabelVersion] = "never-migrated"
+				}
+			}
+		},
+		"a null children list": func(resp *metacontroller.SyncResponse) { resp.Children = nil },
+	}
+	for name, breakIt := range breakers {
+		t.Run(name, func(t *testing.T) {
+			c := installed(t, platform("car1-qa"))
+			h := &history{c: c, migrated: map[string]bool{v1: true}}
+			req := c.Request()
+			resp := Sync(req, testEnv(c.Clock))
+			h.check(req, resp)
+			if h.failure != "" {
+				t.Fatalf("an untouched response already breaks a promise: %s", h.failure)
+			}
+			breakIt(resp)
+			h.check(req, resp)
+			if h.failure == "" {
+				t.Errorf("the invariant checks let %s through", name)
+			}
+		})
+	}
+}
