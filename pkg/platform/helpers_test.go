@@ -45,7 +45,9 @@ func platform(name string, opts ...option) *v1beta1.SummonPlatform {
 
 func withVersion(v string) option { return func(p *v1beta1.SummonPlatform) { p.Spec.Version = v } }
 
-func withSpec(edit func(*v1beta1.Spec)) option { return func(p *v1beta1.SummonPlatform) { edit(&p.Spec) } }
+func withSpec(edit func(*v1beta1.Spec)) option {
+	return func(p *v1beta1.SummonPlatform) { edit(&p.Spec) }
+}
 
 // hook is Sync with the test Env, at the cluster's clock.
 func hook(c *sim.Cluster) func(*metacontroller.SyncRequest) *metacontroller.SyncResponse {

@@ -75,9 +75,27 @@ func stringMap(v any) map[string]string {
 	return out
 }
 
-// decodeTyped reads an observed child into its k8s.io/api type.
+// decodeTyped reads an observed child into its k8s.io/api type. It leaves out managedFields and
+// Metacontroller's last-applied annotation, which nothing here reads and which are most of an
+// observed object's bytes.
 func decodeTyped(obj metacontroller.Object, into any) error {
-	b, err := json.Marshal(obj)
+	trimmed := make(map[string]any, len(obj))
+	for k, v := range obj {
+		trimmed[k] = v
+	}
+	if meta, ok := obj["metadata"].(map[string]any); ok {
+		m := map[string]any{}
+		for _, k := range []string{"name", "namespace", "generation", "labels"} {
+			if v, ok := meta[k]; ok {
+				m[k] = v
+			}
+		}
+		ann := annotationsOf(obj)
+		delete(ann, children.LastAppliedAnnotation)
+		m["annotations"] = ann
+		trimmed["metadata"] = m
+	}
+	b, err := json.Marshal(trimmed)
 	if err != nil {
 		return err
 	}

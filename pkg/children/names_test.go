@@ -1,0 +1,66 @@
+package children
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+func TestNamesFitKubernetesLimits(t *testing.T) {
+	tests := map[string]string{
+		"a short name is used as it is":          "car1-qa",
+		"a name at the cut-off is used as it is": strings.Repeat("a", maxChildName-longestSuffix),
+		"one character longer is cut and hashed": strings.Repeat("a", maxChildName-longestSuffix+1),
+		"the longest legal parent name":          "a" + strings.Repeat("b", 61) + "c",
+		"a long name with a dash at the cut":     strings.Repeat("a", 25) + "-" + strings.Repeat("b", 37),
+	}
+	for sentence, parent := range tests {
+		t.Run(sentence, func(t *testing.T) {
+			n := NamesFor(parent)
+			all := []string{n.Config(), n.TLS(), n.Ingress(), n.MigrationJob("108912-6e2f8b7-release-2019-8", 12)}
+			for _, c := range append(AppComponents, Migrations) {
+				all = append(all, n.Of(c))
+			}
+			for _, name := range all {
+				if len(name) > maxChildName {
+					t.Errorf("%q is %d characters; a StatefulSet's pods can't carry more than %d", name, len(name), maxChildName)
+				}
+				// Service names are DNS-1035 labels, the strictest rule any child name meets.
+				if errs := validation.IsDNS1035Label(name); len(errs) > 0 {
+					t.Errorf("%q is not a DNS-1035 label: %v", name, errs)
+				}
+			}
+			if len(parent) <= maxChildName-longestSuffix && n.Of(Web) != parent+"-web" {
+				t.Errorf("a short parent name should be kept: got %q", n.Of(Web))
+			}
+		})
+	}
+}
+
+func TestLongNamesThatShareAPrefixDoNotShareChildren(t *testing.T) {
+	prefix := strings.Repeat("x", 50)
+	a, b := NamesFor(prefix+"-alpha"), NamesFor(prefix+"-bravo")
+	if a.Of(Web) == b.Of(Web) {
+		t.Fatalf("two parents share the child name %q", a.Of(Web))
+	}
+}
+
+func TestMigrationJobNamesDifferPerVersionAndAttempt(t *testing.T) {
+	n := NamesFor("car1-qa")
+	seen := map[string]string{}
+	for _, c := range []struct {
+		version string
+		attempt int32
+	}{{"v1", 0}, {"v1", 1}, {"v2", 0}, {"v2", 1}} {
+		name := n.MigrationJob(c.version, c.attempt)
+		key := c.version + "/" + string(rune('0'+c.attempt))
+		if other, ok := seen[name]; ok {
+			t.Errorf("%s and %s share the Job name %q", other, key, name)
+		}
+		seen[name] = key
+	}
+	if n.MigrationJob("v1", 0) != n.MigrationJob("v1", 0) {
+		t.Error("the Job name of one version and attempt must be stable")
+	}
+}
