@@ -61,3 +61,6 @@ func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:4])
 }
+
+// AWSCredentials is the Secret that holds the instance's IAM access key.
+func (n Names) AWSCredentials() string { return n.base + "-aws" }

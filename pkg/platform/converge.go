@@ -2,6 +2,7 @@ package platform
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -20,7 +21,14 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	spec := par.spec.Defaulted(env.Defaults)
 	p := children.NewPlatform(par.meta.Name, par.meta.Namespace, spec)
 
-	settings, err := appSettings(p, par, req.Related, env)
+	if e := env.Outside.Ensured; e != nil && len(e.Failures) > 0 {
+		return externalFailure(req, par, env)
+	}
+	outside, awsSecret, err := outsideSettings(p, par, req.Children, env)
+	if err != nil {
+		return frozen(req, errorStatus(par, env, reasonProviderMissing, err.Error()))
+	}
+	settings, err := appSettings(p, par, req.Related, outside, env)
 	if err != nil {
 		return frozen(req, errorStatus(par, env, reasonInputMissing, err.Error()))
 	}
@@ -36,13 +44,20 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		Attempt:         spec.Migrations.Attempt,
 		MigratedVersion: par.status.MigratedVersion,
 		Jobs:            seen.jobs,
-		Prepared:        seen.configSeen,
+		Prepared:        seen.configSeen && externalsReady(par, env.Outside),
 		Running:         seen.runningVersions(),
 		Components:      componentNames(),
 	})
 
 	d := &desired{}
 	d.add(children.AppConfigSecret(p, file))
+	switch s := awsSecret.(type) {
+	case metacontroller.Object:
+		d.keep(s)
+	case nil:
+	default:
+		d.add(s)
+	}
 	for _, c := range children.ServingComponents {
 		d.add(children.ServiceFor(p, c))
 		d.add(children.PodDisruptionBudget(p, c))
@@ -90,6 +105,16 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	conds.set(v1beta1.ConditionValid, true, reasonValid, "")
 	st.MigratedVersion = decision.MigratedVersion
 	st.Components = rollout.components
+	st.External = externalStatus(p, env.Outside)
+	if env.Outside.Any() {
+		if externalsReady(par, env.Outside) {
+			conds.set(v1beta1.ConditionExternal, true, reasonExternalReady, "the bucket, IAM user, vhost and database this instance needs exist")
+		} else {
+			conds.set(v1beta1.ConditionExternal, false, reasonExternalPending, "the external resources have not been checked for this generation yet")
+		}
+	} else {
+		conds.remove(v1beta1.ConditionExternal)
+	}
 	deployed := rollout.complete && decision.Stage == gate.StageMigrated
 	if deployed {
 		st.DeployedVersion = spec.Version
@@ -143,7 +168,7 @@ func (o observation) runningVersions() map[string]string {
 
 // appSettings gathers the config file's settings: spec.config, what Summon generates, and the
 // input Secrets, which Metacontroller sends as related objects (see the customize hook).
-func appSettings(p children.Platform, par parent, related metacontroller.RelativeObjects, env Env) (children.Settings, error) {
+func appSettings(p children.Platform, par parent, related metacontroller.RelativeObjects, outside map[string]string, env Env) (children.Settings, error) {
 	config := children.Settings{}
 	for k, v := range p.Spec.Config {
 		config[k] = v.Value()
@@ -152,6 +177,7 @@ func appSettings(p children.Platform, par parent, related metacontroller.Relativ
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(generated, outside)
 	inputs := make([]map[string][]byte, 0, len(p.Spec.Secrets))
 	var missing []string
 	for _, name := range p.Spec.Secrets {

@@ -82,6 +82,7 @@ func isMigrationJob(p children.Platform, ref childRef, obj metacontroller.Object
 func knownNames(p children.Platform) map[childRef]bool {
 	known := map[childRef]bool{
 		{GroupSecret, p.Names.Config()}:                     true,
+		{GroupSecret, p.Names.AWSCredentials()}:             true,
 		{GroupIngress, p.Names.Ingress()}:                   true,
 		{GroupStatefulSet, p.Names.Of(children.CeleryBeat)}: true,
 		{GroupService, p.Names.Of(children.CeleryBeat)}:     true,

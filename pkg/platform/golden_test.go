@@ -150,6 +150,29 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		c.SetRelatedSecret("car1-qa-overrides", map[string][]byte{"SITE_NAME": []byte("overrides")})
 		return c.Request()
 	},
+	// Every system outside the cluster switched on: the app's settings point at the bucket, the
+	// vhost and the database, and the new IAM key is kept in its own Secret.
+	"externals-created": func(t *testing.T) *metacontroller.SyncRequest {
+		return sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
+		}))).Request()
+	},
+	// The externals were made for this generation and the key Secret is there: no call needed,
+	// and nothing changes.
+	"externals-steady": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
+		})))
+		converged(t, c, goldenOutside["externals-created"])
+		return c.Request()
+	},
+	// RabbitMQ is down: Error, every child kept, and a retry asked for.
+	"externals-failing": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa"))
+		converged(t, c, goldenOutside["externals-created"])
+		c.EditSpec(func(s *v1beta1.Spec) { s.Replicas.Web = ptr(int32(2)) })
+		return c.Request()
+	},
 	"input-secret-missing": func(t *testing.T) *metacontroller.SyncRequest {
 		c := installed(t, platform("car1-qa"))
 		c.EditSpec(func(s *v1beta1.Spec) { s.Secrets = []string{"car1-qa-inputs"} })
@@ -179,6 +202,25 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 	},
 }
 
+// goldenOutside switches on the systems outside the cluster for the cases that need them; every
+// other case runs with none, the default of a local run.
+var goldenOutside = map[string]Outside{
+	"input-secrets-and-shared-database": {Postgres: true},
+	"externals-created":                 allOutside(&Ensured{NewAccessKey: &AccessKey{ID: "AKIAEXAMPLEKEY000001", Secret: "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"}}),
+	"externals-steady":                  allOutside(nil),
+	"externals-failing":                 allOutside(&Ensured{Failures: []Failure{{System: "RabbitMQ", Message: `RabbitMQ: creating vhost "summon-qa.car1-qa": dial tcp 127.0.0.1:15672: connect: connection refused`, Retryable: true}}}),
+}
+
+func allOutside(e *Ensured) Outside {
+	return Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672", Ensured: e}
+}
+
+func goldenEnv(name string) Env {
+	env := testEnv(goldenClock)
+	env.Outside = goldenOutside[name]
+	return env
+}
+
 func TestGolden(t *testing.T) {
 	if *update {
 		for name, build := range goldenCases {
@@ -190,7 +232,7 @@ func TestGolden(t *testing.T) {
 			dir := filepath.Join(goldenDir, name)
 			var req metacontroller.SyncRequest
 			readJSON(t, filepath.Join(dir, "request.json"), &req)
-			resp := Sync(&req, testEnv(goldenClock))
+			resp := Sync(&req, goldenEnv(name))
 			if *update {
 				writeJSON(t, filepath.Join(dir, "response.json"), resp)
 			}
@@ -239,6 +281,33 @@ func installed(t *testing.T, p *v1beta1.SummonPlatform) *sim.Cluster {
 		t.Fatalf("install did not reach Ready: %s: %s", st.Phase, st.Message)
 	}
 	return c
+}
+
+// converged installs with the given systems outside the cluster, as the hook would: calls made
+// (and succeeding) only when PlanEnsure asks for them.
+func converged(t *testing.T, c *sim.Cluster, outside Outside) {
+	t.Helper()
+	step := func() *metacontroller.SyncResponse {
+		return c.Sync(func(req *metacontroller.SyncRequest) *metacontroller.SyncResponse {
+			env := testEnv(c.Clock)
+			env.Outside = outside
+			env.Outside.Ensured = nil
+			if PlanEnsure(req, env).Needed {
+				env.Outside.Ensured = outside.Ensured
+			}
+			return Sync(req, env)
+		})
+	}
+	for range 2 {
+		step()
+	}
+	c.CompleteJob(onlyJob(t, c))
+	step()
+	step()
+	c.RollOut()
+	if st := status(t, step()); st.Phase != v1beta1.PhaseReady {
+		t.Fatalf("install did not reach Ready: %s: %s", st.Phase, st.Message)
+	}
 }
 
 func syncTimes(c *sim.Cluster, n int) {

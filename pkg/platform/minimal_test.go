@@ -42,7 +42,7 @@ func TestNotMinimalFindsNoise(t *testing.T) {
 			"selector": nil,
 			"strategy": map[string]any{},
 			"template": map[string]any{"spec": map[string]any{
-				"volumes": []any{map[string]any{"name": "tmp", "emptyDir": map[string]any{}}},
+				"volumes":     []any{map[string]any{"name": "tmp", "emptyDir": map[string]any{}}},
 				"tolerations": []any{},
 			}},
 		},

@@ -26,6 +26,10 @@ const (
 	reasonAwaitingMigration = "AwaitingMigration"
 	reasonRolledOut         = "RolledOut"
 	reasonReady             = "Ready"
+	reasonExternalError     = "ExternalError"
+	reasonExternalReady     = "Ensured"
+	reasonExternalPending   = "Pending"
+	reasonProviderMissing   = "ProviderMissing"
 )
 
 // conditions sets conditions on a status the way Kubernetes does: lastTransitionTime moves only

@@ -23,8 +23,10 @@ type Env struct {
 	Now time.Time
 	// Defaults fill what the spec leaves out and the API can't default (the image).
 	Defaults v1beta1.HookDefaults
-	// Credentials derives SECRET_KEY and the database password.
+	// Credentials derives SECRET_KEY and the database and RabbitMQ passwords.
 	Credentials credentials.Deriver
+	// Outside is what the hook knows of the systems outside the cluster.
+	Outside Outside
 }
 
 // Sync computes the desired children and the status of one SummonPlatform.

@@ -229,6 +229,16 @@ type Status struct {
 	Conditions      []metav1.Condition `json:"conditions,omitempty"`
 	// Components reports each app workload as observed.
 	Components map[string]ComponentStatus `json:"components,omitempty"`
+	// External names the instance's resources outside the cluster (no secrets).
+	External *ExternalStatus `json:"external,omitempty"`
+}
+
+// ExternalStatus names the resources outside the cluster that Summon manages for the instance.
+type ExternalStatus struct {
+	Bucket      string `json:"bucket,omitempty"`
+	IAMUser     string `json:"iamUser,omitempty"`
+	RabbitVhost string `json:"rabbitVhost,omitempty"`
+	Database    string `json:"database,omitempty"`
 }
 
 // ComponentStatus is one app workload as observed.
@@ -246,4 +256,7 @@ const (
 	ConditionDeployed = "Deployed"
 	ConditionValid    = "SpecValid"
 	ConditionPaused   = "Paused"
+	// ConditionExternal is True once the resources outside the cluster exist for the current
+	// generation; its observedGeneration tells the hook when the spec changed since.
+	ConditionExternal = "ExternalResourcesReady"
 )
