@@ -29,6 +29,7 @@ const (
 	reasonExternalError     = "ExternalError"
 	reasonExternalReady     = "Ensured"
 	reasonExternalPending   = "Pending"
+	reasonDeleting          = "Deleting"
 	reasonProviderMissing   = "ProviderMissing"
 )
 
