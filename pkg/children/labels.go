@@ -1,7 +1,5 @@
 package children
 
-import "maps"
-
 // Component is one part of an instance. Its value appears in names and in the
 // app.kubernetes.io/component label.
 type Component string
@@ -58,10 +56,4 @@ func VersionedLabels(instance string, c Component, version string) map[string]st
 	l := Labels(instance, c)
 	l[LabelVersion] = version
 	return l
-}
-
-func withLabels(base map[string]string, extra map[string]string) map[string]string {
-	out := maps.Clone(base)
-	maps.Copy(out, extra)
-	return out
 }

@@ -60,7 +60,7 @@ func TestMigrationJobNamesDifferPerVersionAndAttempt(t *testing.T) {
 		}
 		seen[name] = key
 	}
-	if n.MigrationJob("v1", 0) != n.MigrationJob("v1", 0) {
-		t.Error("the Job name of one version and attempt must be stable")
+	if again := NamesFor("car1-qa").MigrationJob("v1", 0); again != n.MigrationJob("v1", 0) {
+		t.Errorf("the Job name of one version and attempt must be stable: %q, then %q", n.MigrationJob("v1", 0), again)
 	}
 }

@@ -1,11 +1,10 @@
 package children
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -26,15 +25,11 @@ var presenceMatters = map[string]bool{"emptyDir": true}
 // status: {} and the like; Metacontroller compares desired and observed with reflect.DeepEqual, so
 // each of those would be a write on every sync.
 func ToObject(typed any) (metacontroller.Object, error) {
-	b, err := json.Marshal(typed)
+	// The unstructured converter follows the json tags without writing JSON text: the same
+	// object as a JSON round trip, at a fraction of the cost.
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(typed)
 	if err != nil {
 		return nil, fmt.Errorf("encoding child: %w", err)
-	}
-	var obj metacontroller.Object
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&obj); err != nil {
-		return nil, fmt.Errorf("decoding child: %w", err)
 	}
 	delete(obj, "status")
 	prune(obj)
@@ -111,9 +106,7 @@ func lastApplied(observed metacontroller.Object) (metacontroller.Object, bool) {
 		return nil, false
 	}
 	var last metacontroller.Object
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.UseNumber()
-	if err := dec.Decode(&last); err != nil || last["kind"] != observed["kind"] || last["apiVersion"] != observed["apiVersion"] {
+	if err := metacontroller.Decode([]byte(s), &last); err != nil || last["kind"] != observed["kind"] || last["apiVersion"] != observed["apiVersion"] {
 		return nil, false
 	}
 	return last, true

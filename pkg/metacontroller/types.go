@@ -4,7 +4,11 @@
 // "metacontroller"), and Summon needs only the wire shapes. It performs no I/O.
 package metacontroller
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+)
 
 // Object is one Kubernetes object as JSON decodes it. Summon keeps observed children unstructured:
 // it must be able to return any of them exactly as it found them, whatever their type.
@@ -59,3 +63,8 @@ type RelatedResourceRule struct {
 
 // GroupKey is the key of a group in RelativeObjects: "Kind.apiVersion".
 func GroupKey(kind, apiVersion string) string { return kind + "." + apiVersion }
+
+// Decode reads a hook request or response body. Numbers come out as int64 when they are whole
+// and float64 otherwise, as Kubernetes' own unstructured objects hold them: a replica count
+// stays an integer, and the typed converters read observed children without a JSON round trip.
+func Decode(body []byte, into any) error { return utiljson.Unmarshal(body, into) }

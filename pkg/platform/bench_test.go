@@ -30,7 +30,7 @@ func steadyRequest(b *testing.B) []byte {
 func BenchmarkSync(b *testing.B) {
 	body := steadyRequest(b)
 	var req metacontroller.SyncRequest
-	if err := decodeObject(body, &req); err != nil {
+	if err := metacontroller.Decode(body, &req); err != nil {
 		b.Fatal(err)
 	}
 	env := testEnv(goldenClock)
@@ -49,7 +49,7 @@ func BenchmarkSyncJSON(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var req metacontroller.SyncRequest
-		if err := decodeObject(body, &req); err != nil {
+		if err := metacontroller.Decode(body, &req); err != nil {
 			b.Fatal(err)
 		}
 		if _, err := json.Marshal(Sync(&req, env)); err != nil {

@@ -220,11 +220,11 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 	case db.URLSecret != nil:
 		data, ok := relatedSecret(related, p.Namespace, db.URLSecret.Name)
 		if !ok {
-			return nil, fmt.Errorf("Secret %s (spec.database.urlSecret) not found in namespace %s: create it", db.URLSecret.Name, p.Namespace)
+			return nil, fmt.Errorf("the Secret %s (spec.database.urlSecret) was not found in namespace %s: create it", db.URLSecret.Name, p.Namespace)
 		}
 		v, ok := data[db.URLSecret.Key]
 		if !ok {
-			return nil, fmt.Errorf("Secret %s has no key %s (spec.database.urlSecret.key)", db.URLSecret.Name, db.URLSecret.Key)
+			return nil, fmt.Errorf("the Secret %s has no key %s (spec.database.urlSecret.key)", db.URLSecret.Name, db.URLSecret.Key)
 		}
 		out["DATABASE_URL"] = string(v)
 	}

@@ -19,7 +19,7 @@ func FuzzSyncParent(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	if err := decodeObject(b, &steady); err != nil {
+	if err := metacontroller.Decode(b, &steady); err != nil {
 		f.Fatal(err)
 	}
 	for name := range goldenCases {
@@ -28,7 +28,7 @@ func FuzzSyncParent(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		if err := decodeObject(b, &req); err != nil {
+		if err := metacontroller.Decode(b, &req); err != nil {
 			f.Fatal(err)
 		}
 		f.Add([]byte(req.Parent))

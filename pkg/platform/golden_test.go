@@ -388,7 +388,7 @@ func readJSON(t *testing.T, path string, into any) {
 	if err != nil {
 		t.Fatalf("reading golden file: %v (run go test ./pkg/platform -update to write it)", err)
 	}
-	if err := decodeObject(b, into); err != nil {
+	if err := metacontroller.Decode(b, into); err != nil {
 		t.Fatalf("decoding %s: %v", path, err)
 	}
 }

@@ -27,7 +27,7 @@ func testEnv(now time.Time) Env {
 
 type option func(*v1beta1.SummonPlatform)
 
-// platform builds a SummonPlatform for tests: platform("car1-qa", withVersion("v2")).
+// platform builds a SummonPlatform for tests: platform("car1-qa", withSpec(...)).
 func platform(name string, opts ...option) *v1beta1.SummonPlatform {
 	p := &v1beta1.SummonPlatform{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "summon-qa"},
@@ -42,8 +42,6 @@ func platform(name string, opts ...option) *v1beta1.SummonPlatform {
 	}
 	return p
 }
-
-func withVersion(v string) option { return func(p *v1beta1.SummonPlatform) { p.Spec.Version = v } }
 
 func withSpec(edit func(*v1beta1.Spec)) option {
 	return func(p *v1beta1.SummonPlatform) { edit(&p.Spec) }

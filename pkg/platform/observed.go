@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"bytes"
-	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/gate"
@@ -95,11 +94,7 @@ func decodeTyped(obj metacontroller.Object, into any) error {
 		m["annotations"] = ann
 		trimmed["metadata"] = m
 	}
-	b, err := json.Marshal(trimmed)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, into)
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(trimmed, into)
 }
 
 // observedWorkload is one of Summon's app workloads as observed.
@@ -278,11 +273,4 @@ func (o *observation) observeJob(p children.Platform, obj metacontroller.Object)
 	}
 	o.jobs = append(o.jobs, mj)
 	o.jobObjects[mj.Name] = obj
-}
-
-// decodeObject decodes JSON keeping numbers as written.
-func decodeObject(b []byte, into any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	return dec.Decode(into)
 }

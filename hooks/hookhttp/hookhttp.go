@@ -1,0 +1,105 @@
+// Package hookhttp is the HTTP side that Summon's hook handlers share: it reads a Metacontroller
+// request body, writes the answer, and carries what a handler learnt about the call (which parent,
+// which phase) to the one place that logs and counts hook calls. It decides nothing about a
+// SummonPlatform and calls nothing outside the process.
+package hookhttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/forklift-dev/summon/pkg/metacontroller"
+)
+
+// Decode reads the request body into v with metacontroller.Decode, the one decoding every hook
+// body goes through: integers stay integers (a replica count or a generation never becomes
+// 1.2e+19-style float64), as the core and Kubernetes' unstructured objects expect.
+//
+// A body that is too large answers 413, one that is not a single JSON value of the right shape
+// answers 400. Either way the handler stops before the core runs, so the call changes nothing
+// and Metacontroller retries it.
+func Decode(c echo.Context, v any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
+			"the request body is larger than the hook's limit of %d bytes: raise --max-body-bytes if a platform really has that many children",
+			tooLarge.Limit)).SetInternal(err)
+	case err != nil:
+		return echo.NewHTTPError(http.StatusBadRequest, "reading the request body: "+err.Error()).SetInternal(err)
+	case len(bytes.TrimSpace(body)) == 0:
+		return echo.NewHTTPError(http.StatusBadRequest, "the request body is empty: expected a Metacontroller hook request (JSON)")
+	}
+	if err := metacontroller.Decode(body, v); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "the request body is not a Metacontroller hook request: "+err.Error()).SetInternal(err)
+	}
+	return nil
+}
+
+// Respond answers 200 with v as JSON. v is encoded before anything is written, so an encoding
+// failure is a clean 500 rather than a 200 with half a body.
+func Respond(c echo.Context, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return echo.NewHTTPError(http.StatusInternalServerError, "encoding the response: "+err.Error()).SetInternal(err)
+	}
+	return c.JSONBlob(http.StatusOK, b)
+}
+
+// Parent names the parent of a hook call in logs.
+type Parent struct {
+	Namespace  string
+	Name       string
+	Generation int64
+}
+
+// ParentOf reads the parent's identity from its raw JSON. A parent that can't be read gives an
+// empty identity: naming the parent in a log line must never fail a hook call.
+func ParentOf(raw json.RawMessage) Parent {
+	var shell struct {
+		Metadata struct {
+			Namespace  string `json:"namespace"`
+			Name       string `json:"name"`
+			Generation int64  `json:"generation"`
+		} `json:"metadata"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	_ = dec.Decode(&shell)
+	return Parent{Namespace: shell.Metadata.Namespace, Name: shell.Metadata.Name, Generation: shell.Metadata.Generation}
+}
+
+// LogValue groups the parent's identity in a log line.
+func (p Parent) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("namespace", p.Namespace),
+		slog.String("name", p.Name),
+		slog.Int64("generation", p.Generation),
+	)
+}
+
+const annotationsKey = "summon.hook.annotations"
+
+// Annotate adds attributes to the log line of this hook call.
+func Annotate(c echo.Context, attrs ...slog.Attr) {
+	prev, _ := c.Get(annotationsKey).([]slog.Attr)
+	c.Set(annotationsKey, append(prev, attrs...))
+}
+
+// AnnotateParent names the call's parent in its log line.
+func AnnotateParent(c echo.Context, raw json.RawMessage) {
+	Annotate(c, slog.Any("parent", ParentOf(raw)))
+}
+
+// Annotations are the attributes the handler added with Annotate.
+func Annotations(c echo.Context) []slog.Attr {
+	attrs, _ := c.Get(annotationsKey).([]slog.Attr)
+	return attrs
+}

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/credentials"
+)
+
+// Config is the hook server's configuration: flags, each with an environment fallback.
+type Config struct {
+	// Listen is the address to serve on. The default is loopback, for a local run; the Deployment
+	// in manifests/ listens on 0.0.0.0:8080.
+	Listen string
+	// DefaultImage is the image repository of SummonPlatforms that set no spec.image.
+	DefaultImage string
+	// CredentialKeyFile holds the master key that generated credentials derive from.
+	CredentialKeyFile string
+	// MaxBodyBytes bounds a hook request body.
+	MaxBodyBytes int64
+	// ShutdownTimeout bounds how long in-flight hook calls may take to finish on SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// setting is one flag and the environment variable it falls back to.
+type setting struct {
+	flag, env, usage string
+}
+
+var settings = []setting{
+	{"listen", "SUMMON_LISTEN", "address to serve the hooks, /healthz, /readyz and /metrics on"},
+	{"default-image", "SUMMON_DEFAULT_IMAGE", "image repository (no tag) of SummonPlatforms that set no spec.image"},
+	{"credential-key-file", "SUMMON_CREDENTIAL_KEY_FILE", "file holding the credential master key (at least 32 bytes; a trailing newline is ignored). " +
+		"Without it generated credentials (Django SECRET_KEY, shared-database passwords) are off. The key must never change: every generated credential derives from it"},
+	{"max-body-bytes", "SUMMON_MAX_BODY_BYTES", "largest hook request body accepted; a larger one is answered 413"},
+	{"shutdown-timeout", "SUMMON_SHUTDOWN_TIMEOUT", "how long in-flight hook calls may take to finish after SIGTERM"},
+}
+
+// ParseConfig reads the flags in args; a flag not given falls back to its environment variable,
+// then to its default. --help writes the usage to out and returns flag.ErrHelp.
+func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	cfg := Config{}
+	fs := flag.NewFlagSet("summon", flag.ContinueOnError)
+	fs.SetOutput(out)
+	usage := map[string]string{}
+	for _, s := range settings {
+		usage[s.flag] = fmt.Sprintf("%s (env %s)", s.usage, s.env)
+	}
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", usage["listen"])
+	fs.StringVar(&cfg.DefaultImage, "default-image", "", usage["default-image"])
+	fs.StringVar(&cfg.CredentialKeyFile, "credential-key-file", "", usage["credential-key-file"])
+	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 8<<20, usage["max-body-bytes"])
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, usage["shutdown-timeout"])
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: summon [flags]\n\n"+
+			"Summon answers Metacontroller's sync, finalize and customize hooks for SummonPlatforms\n"+
+			"(POST /sync, /finalize, /customize) and serves /healthz, /readyz and /metrics.\n"+
+			"Every flag falls back to the environment variable named in its description.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q: summon takes only flags", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range settings {
+		v := getenv(s.env)
+		if given[s.flag] || v == "" {
+			continue
+		}
+		if err := fs.Set(s.flag, v); err != nil {
+			return Config{}, fmt.Errorf("%s=%q is not a valid --%s: %w", s.env, v, s.flag, err)
+		}
+	}
+	return cfg, cfg.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Listen == "" {
+		errs = append(errs, errors.New("--listen must not be empty"))
+	}
+	if c.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes must be positive, not %d", c.MaxBodyBytes))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))
+	}
+	if c.DefaultImage != "" {
+		// The spec's own rule for spec.image, so that the default can't be what a spec may not be.
+		probe := &v1beta1.SummonPlatform{
+			ObjectMeta: metav1.ObjectMeta{Name: "default-image"},
+			Spec:       v1beta1.Spec{Version: "v1", Image: c.DefaultImage},
+		}
+		for _, e := range v1beta1.Validate(probe) {
+			errs = append(errs, fmt.Errorf("--default-image %q: %s", c.DefaultImage, e.Detail))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// loadCredentials reads the master key. Without a key file the deriver is off (credentials.Deriver
+// zero value); a key file that is given but unreadable or short is an error, never a silent off.
+// Neither the key nor any part of it appears in an error.
+func loadCredentials(path string) (credentials.Deriver, error) {
+	if path == "" {
+		return credentials.Deriver{}, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return credentials.Deriver{}, fmt.Errorf("reading the credential key file: %w", err)
+	}
+	// Editors and `echo` end a file with a newline; `kubectl create secret --from-file` keeps it.
+	key := bytes.TrimRight(b, "\r\n")
+	d, err := credentials.NewDeriver(key)
+	if err != nil {
+		return credentials.Deriver{}, fmt.Errorf("credential key file %s holds %d bytes: %w", path, len(key), err)
+	}
+	return d, nil
+}
+
+// envOf adapts os.Getenv for ParseConfig, trimming stray whitespace from values set in a manifest.
+func envOf(name string) string { return strings.TrimSpace(os.Getenv(name)) }

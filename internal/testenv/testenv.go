@@ -1,0 +1,63 @@
+// Package testenv finds the real servers, and the binaries that run them, that integration tests
+// use. When one is not configured a test skips and says how to start it, unless
+// SUMMON_REQUIRE_INTEGRATION=1 (as in CI), where a skip would hide a test that never ran: then it
+// fails. Metacontroller is the one exception (see Metacontroller).
+package testenv
+
+import (
+	"os"
+	"testing"
+)
+
+// Postgres returns the superuser DSN of the test PostgreSQL server.
+func Postgres(t testing.TB) string {
+	t.Helper()
+	return lookup(t, "SUMMON_TEST_POSTGRES_DSN", `eval "export $(hack/postgres.sh start)"`)
+}
+
+// RabbitMQ returns the management API URL, with admin credentials, of the test RabbitMQ node.
+func RabbitMQ(t testing.TB) string {
+	t.Helper()
+	return lookup(t, "SUMMON_TEST_RABBITMQ_URL", `eval "export $(hack/rabbitmq.sh start)"`)
+}
+
+// KubeAssets returns the directory holding the kube-apiserver, etcd and kubectl that envtest runs
+// (KUBEBUILDER_ASSETS). hack/test.sh builds them and sets it.
+func KubeAssets(t testing.TB) string {
+	t.Helper()
+	return require(t, "KUBEBUILDER_ASSETS",
+		`run hack/test.sh, which builds kube-apiserver, etcd and kubectl and sets it, or set it yourself: `+
+			`export KUBEBUILDER_ASSETS="$(hack/kube-binaries.sh | tail -n 1)"`)
+}
+
+// Metacontroller returns the path of a Metacontroller binary (METACONTROLLER_BIN), or skips.
+// No registry serves Metacontroller and CI has none, so this skip stays a skip even when
+// SUMMON_REQUIRE_INTEGRATION=1.
+func Metacontroller(t testing.TB) string {
+	t.Helper()
+	const name = "METACONTROLLER_BIN"
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	t.Skipf("%s is not set; build Metacontroller v4.17 outside the project (DESIGN.md section 8) and point %s at the binary", name, name)
+	return ""
+}
+
+func lookup(t testing.TB, name, start string) string {
+	t.Helper()
+	return require(t, name, "start the server with: "+start+" (from the repository root)")
+}
+
+// require returns the environment variable name, or skips saying how to set it; under
+// SUMMON_REQUIRE_INTEGRATION=1 it fails instead.
+func require(t testing.TB, name, how string) string {
+	t.Helper()
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	if os.Getenv("SUMMON_REQUIRE_INTEGRATION") == "1" {
+		t.Fatalf("%s is not set and SUMMON_REQUIRE_INTEGRATION=1; %s", name, how)
+	}
+	t.Skipf("%s is not set; %s", name, how)
+	return ""
+}

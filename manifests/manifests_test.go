@@ -1,0 +1,313 @@
+// Package manifests_test checks the install manifests against the code they configure: the
+// CompositeController declares exactly the child groups the core expects, each hook is a v2
+// webhook to the hook's Service, and the hook's Deployment passes flags the binary accepts.
+package manifests_test
+
+import (
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/yaml"
+
+	"github.com/forklift-dev/summon/internal/server"
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/platform"
+)
+
+// compositeController is the part of Metacontroller's CompositeController (v1alpha1) that Summon
+// sets. Decoding is strict, so a misspelt field fails here rather than being ignored by the API
+// server.
+type compositeController struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		ParentResource      resourceRule `json:"parentResource"`
+		GenerateSelector    *bool        `json:"generateSelector"`
+		ResyncPeriodSeconds *int32       `json:"resyncPeriodSeconds"`
+		ChildResources      []struct {
+			resourceRule   `json:",inline"`
+			UpdateStrategy *struct {
+				Method string `json:"method"`
+			} `json:"updateStrategy"`
+		} `json:"childResources"`
+		Hooks map[string]hook `json:"hooks"`
+	} `json:"spec"`
+}
+
+type resourceRule struct {
+	APIVersion string `json:"apiVersion"`
+	Resource   string `json:"resource"`
+}
+
+type hook struct {
+	Version string `json:"version"`
+	Webhook struct {
+		Timeout string `json:"timeout"`
+		Path    string `json:"path"`
+		Service struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+			Port      int32  `json:"port"`
+		} `json:"service"`
+	} `json:"webhook"`
+}
+
+// kinds maps the resources Summon may declare to their kinds, which Metacontroller's group keys
+// ("Kind.apiVersion") use.
+var kinds = map[string]string{
+	"deployments":              "Deployment",
+	"statefulsets":             "StatefulSet",
+	"services":                 "Service",
+	"secrets":                  "Secret",
+	"ingresses":                "Ingress",
+	"poddisruptionbudgets":     "PodDisruptionBudget",
+	"horizontalpodautoscalers": "HorizontalPodAutoscaler",
+	"jobs":                     "Job",
+	"configmaps":               "ConfigMap",
+}
+
+func read(t *testing.T, file string, into any) {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, into); err != nil {
+		t.Fatalf("reading %s: %v", file, err)
+	}
+}
+
+func controller(t *testing.T) compositeController {
+	t.Helper()
+	var cc compositeController
+	read(t, "compositecontroller.yaml", &cc)
+	return cc
+}
+
+func TestTheControllerWatchesSummonPlatformsWithAGeneratedSelector(t *testing.T) {
+	cc := controller(t)
+	if cc.APIVersion != "metacontroller.k8s.io/v1alpha1" || cc.Kind != "CompositeController" || cc.Metadata.Name != "summon" {
+		t.Errorf("got %s %s %q, want metacontroller.k8s.io/v1alpha1 CompositeController \"summon\"", cc.APIVersion, cc.Kind, cc.Metadata.Name)
+	}
+	want := resourceRule{APIVersion: v1beta1.APIVersion, Resource: v1beta1.Resource}
+	if diff := cmp.Diff(want, cc.Spec.ParentResource); diff != "" {
+		t.Errorf("parentResource (-want +got):\n%s", diff)
+	}
+	if g := cc.Spec.GenerateSelector; g == nil || !*g {
+		t.Error("generateSelector must be true: a SummonPlatform has no spec.selector")
+	}
+	if r := cc.Spec.ResyncPeriodSeconds; r == nil || *r < 1 {
+		t.Error("resyncPeriodSeconds must be set")
+	}
+}
+
+func TestChildResourcesAreExactlyTheDeclaredGroups(t *testing.T) {
+	var got []string
+	for _, c := range controller(t).Spec.ChildResources {
+		kind, ok := kinds[c.Resource]
+		if !ok {
+			t.Fatalf("childResources has %s/%s, which this test can't name; add its kind to kinds", c.APIVersion, c.Resource)
+		}
+		got = append(got, kind+"."+c.APIVersion)
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(platform.DeclaredGroups))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("childResources don't match platform.DeclaredGroups (-want +got):\n%s", diff)
+	}
+}
+
+func TestUpdateStrategiesAreInPlaceButJobsAreOnDelete(t *testing.T) {
+	for _, c := range controller(t).Spec.ChildResources {
+		t.Run(c.Resource, func(t *testing.T) {
+			want := "InPlace"
+			if c.Resource == "jobs" {
+				// A Job's template is immutable; migration Jobs are named per version instead.
+				want = "OnDelete"
+			}
+			if c.UpdateStrategy == nil {
+				t.Fatalf("no updateStrategy, want %s (Metacontroller's default, OnDelete, never updates)", want)
+			}
+			if m := c.UpdateStrategy.Method; m != want {
+				t.Errorf("updateStrategy.method = %q, want %q", m, want)
+			}
+			if strings.HasPrefix(c.UpdateStrategy.Method, "Rolling") {
+				t.Errorf("%s calls the sync hook with hypothetical states", c.UpdateStrategy.Method)
+			}
+		})
+	}
+}
+
+func TestEveryHookIsAV2WebhookToTheHookService(t *testing.T) {
+	var svc corev1.Service
+	read(t, "service.yaml", &svc)
+	hooks := controller(t).Spec.Hooks
+	if diff := cmp.Diff([]string{"customize", "finalize", "sync"}, slices.Sorted(maps.Keys(hooks))); diff != "" {
+		t.Errorf("hooks (-want +got):\n%s", diff)
+	}
+	for name, h := range hooks {
+		t.Run(name, func(t *testing.T) {
+			if h.Version != "v2" {
+				t.Errorf("version = %q, want v2 (each hook sets its own; the default is v1)", h.Version)
+			}
+			if h.Webhook.Path != "/"+name {
+				t.Errorf("path = %q, want /%s", h.Webhook.Path, name)
+			}
+			if d, err := time.ParseDuration(h.Webhook.Timeout); err != nil || d != 10*time.Second {
+				t.Errorf("timeout = %q, want 10s", h.Webhook.Timeout)
+			}
+			s := h.Webhook.Service
+			if s.Name != svc.Name || s.Namespace != svc.Namespace {
+				t.Errorf("service = %s/%s, want the hook's Service %s/%s", s.Namespace, s.Name, svc.Namespace, svc.Name)
+			}
+			if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Port == s.Port }) {
+				t.Errorf("port %d is not a port of Service %s", s.Port, svc.Name)
+			}
+		})
+	}
+}
+
+func TestTheHookDeploymentRunsRestrictedWithItsKey(t *testing.T) {
+	var d appsv1.Deployment
+	read(t, "deployment.yaml", &d)
+	var sa corev1.ServiceAccount
+	read(t, "serviceaccount.yaml", &sa)
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+
+	cfg, err := server.ParseConfig(c.Args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatalf("the container's args are not flags summon accepts: %v", err)
+	}
+	if cfg.Listen != "0.0.0.0:8080" {
+		t.Errorf("--listen = %q, want 0.0.0.0:8080", cfg.Listen)
+	}
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "http" && p.ContainerPort == 8080 }) {
+		t.Error("the container must expose 8080 as port http")
+	}
+	if grace := pod.TerminationGracePeriodSeconds; grace == nil || time.Duration(*grace)*time.Second <= cfg.ShutdownTimeout {
+		t.Errorf("terminationGracePeriodSeconds must be longer than --shutdown-timeout (%s)", cfg.ShutdownTimeout)
+	}
+	keyDir := filepath.Dir(cfg.CredentialKeyFile)
+	mount := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == keyDir })
+	if mount < 0 {
+		t.Fatalf("nothing is mounted at %s, where --credential-key-file points", keyDir)
+	}
+	vol := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[mount].Name })
+	if vol < 0 || pod.Volumes[vol].Secret == nil || pod.Volumes[vol].Secret.SecretName != "summon-credential-key" {
+		t.Errorf("the key must come from the Secret summon-credential-key")
+	} else if opt := pod.Volumes[vol].Secret.Optional; opt != nil && *opt {
+		t.Error("the key Secret must not be optional: replicas with and without a key would disagree on credentials")
+	}
+
+	type check struct {
+		what string
+		ok   bool
+	}
+	for _, ch := range []check{
+		{"2 replicas", d.Spec.Replicas != nil && *d.Spec.Replicas == 2},
+		{"namespace summon-system", d.Namespace == "summon-system"},
+		{"readiness probe on /readyz", c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil && c.ReadinessProbe.HTTPGet.Path == "/readyz"},
+		{"liveness probe on /healthz", c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil && c.LivenessProbe.HTTPGet.Path == "/healthz"},
+		{"resource requests and a memory limit", c.Resources.Requests != nil && !c.Resources.Limits.Memory().IsZero()},
+		{"runAsNonRoot", pod.SecurityContext != nil && isTrue(pod.SecurityContext.RunAsNonRoot)},
+		{"seccomp RuntimeDefault", pod.SecurityContext != nil && pod.SecurityContext.SeccompProfile != nil &&
+			pod.SecurityContext.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault},
+		{"no privilege escalation", c.SecurityContext != nil && c.SecurityContext.AllowPrivilegeEscalation != nil && !*c.SecurityContext.AllowPrivilegeEscalation},
+		{"read-only root filesystem", c.SecurityContext != nil && isTrue(c.SecurityContext.ReadOnlyRootFilesystem)},
+		{"all capabilities dropped", c.SecurityContext != nil && c.SecurityContext.Capabilities != nil &&
+			slices.Equal(c.SecurityContext.Capabilities.Drop, []corev1.Capability{"ALL"})},
+		{"spread across nodes", slices.ContainsFunc(pod.TopologySpreadConstraints, func(s corev1.TopologySpreadConstraint) bool {
+			return s.TopologyKey == "kubernetes.io/hostname"
+		})},
+		{"its own ServiceAccount", pod.ServiceAccountName == sa.Name && sa.Namespace == d.Namespace},
+		{"no API token in the pod", pod.AutomountServiceAccountToken != nil && !*pod.AutomountServiceAccountToken &&
+			sa.AutomountServiceAccountToken != nil && !*sa.AutomountServiceAccountToken},
+	} {
+		if !ch.ok {
+			t.Errorf("the hook Deployment must have %s", ch.what)
+		}
+	}
+}
+
+func TestServiceAndBudgetSelectTheHookPods(t *testing.T) {
+	var d appsv1.Deployment
+	read(t, "deployment.yaml", &d)
+	var svc corev1.Service
+	read(t, "service.yaml", &svc)
+	var pdb policyv1.PodDisruptionBudget
+	read(t, "pdb.yaml", &pdb)
+	pods := labels.Set(d.Spec.Template.Labels)
+
+	if !labels.SelectorFromSet(svc.Spec.Selector).Matches(pods) {
+		t.Error("the Service does not select the hook's pods")
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil || !sel.Matches(pods) {
+		t.Errorf("the PodDisruptionBudget does not select the hook's pods (%v)", err)
+	}
+	if m := pdb.Spec.MinAvailable; m == nil || m.IntValue() != 1 {
+		t.Errorf("minAvailable = %v, want 1", m)
+	}
+	for _, ns := range []string{svc.Namespace, pdb.Namespace} {
+		if ns != d.Namespace {
+			t.Errorf("namespace %q, want the Deployment's %q", ns, d.Namespace)
+		}
+	}
+}
+
+func TestKustomizationInstallsEveryManifest(t *testing.T) {
+	var k struct {
+		APIVersion string           `json:"apiVersion"`
+		Kind       string           `json:"kind"`
+		Resources  []string         `json:"resources"`
+		Images     []kustomizeImage `json:"images"`
+	}
+	read(t, "kustomization.yaml", &k)
+	files, err := filepath.Glob("*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = slices.DeleteFunc(files, func(f string) bool { return f == "kustomization.yaml" })
+	if diff := cmp.Diff(files, slices.Sorted(slices.Values(k.Resources))); diff != "" {
+		t.Errorf("kustomization resources vs the manifests in this folder (-files +resources):\n%s", diff)
+	}
+	for _, want := range []string{"crd.yaml", "compositecontroller.yaml", "deployment.yaml"} {
+		if !slices.Contains(k.Resources, want) {
+			t.Errorf("kustomization must install %s", want)
+		}
+	}
+	var d appsv1.Deployment
+	read(t, "deployment.yaml", &d)
+	image := d.Spec.Template.Spec.Containers[0].Image
+	if !slices.ContainsFunc(k.Images, func(i kustomizeImage) bool { return i.Name == image && i.NewTag != "" }) {
+		t.Errorf("kustomization images must set the registry and tag of the Deployment's image %q", image)
+	}
+}
+
+type kustomizeImage struct {
+	Name    string `json:"name"`
+	NewName string `json:"newName"`
+	NewTag  string `json:"newTag"`
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }

@@ -1,0 +1,448 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/yaml"
+
+	"github.com/forklift-dev/summon/internal/testenv"
+)
+
+// loopback is the only address anything started by these tests listens on.
+const loopback = "127.0.0.1"
+
+// plane is the one control plane of this test binary; TestMain starts and stops it.
+var plane struct {
+	env      *envtest.Environment
+	startErr error
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	// controller-runtime complains on stderr, with a stack, when something logs before a logger
+	// is set; envtest's own logs are not worth reading here.
+	ctrllog.SetLogger(logr.Discard())
+
+	// Without KUBEBUILDER_ASSETS each test skips (or fails) through testenv.KubeAssets, which says
+	// how to get the binaries; nothing is started.
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return m.Run()
+	}
+	env, err := startControlPlane()
+	if err != nil {
+		plane.startErr = err
+		return m.Run()
+	}
+	plane.env = env
+
+	// An interrupted run (Ctrl-C, a cancelled CI job) still stops kube-apiserver and etcd.
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	var stopOnce sync.Once
+	stop := func() error {
+		var err error
+		stopOnce.Do(func() { err = env.Stop() })
+		return err
+	}
+	go func() {
+		if _, ok := <-interrupted; ok {
+			_ = stop()
+			os.Exit(1)
+		}
+	}()
+
+	code := m.Run()
+	signal.Stop(interrupted)
+	close(interrupted)
+	if err := stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping kube-apiserver and etcd: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// startControlPlane starts etcd and kube-apiserver from KUBEBUILDER_ASSETS, each listening on
+// 127.0.0.1 only (envtest's defaults resolve "localhost", and etcd's peer URL would be on it too).
+func startControlPlane() (*envtest.Environment, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: net.JoinHostPort(loopback, ports[0])}}
+	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
+	api := &envtest.APIServer{}
+	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
+
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),
+		// Never a cluster from the developer's kubeconfig (envtest honours USE_EXISTING_CLUSTER).
+		UseExistingCluster: ptr.To(false),
+		ControlPlane:       envtest.ControlPlane{Etcd: etcd, APIServer: api},
+	}
+	if _, err := env.Start(); err != nil {
+		// A half-started plane (etcd up, the API server not) is stopped too.
+		return nil, errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), env.Stop())
+	}
+	return env, nil
+}
+
+// freePorts finds n free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]string, error) {
+	var ports []string
+	for range n {
+		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer ln.Close()
+		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	return ports, nil
+}
+
+// kube is the shared control plane as one test sees it.
+type kube struct {
+	env *envtest.Environment
+}
+
+// cluster returns the shared control plane, or skips (fails under SUMMON_REQUIRE_INTEGRATION=1)
+// when KUBEBUILDER_ASSETS is not set.
+func cluster(t *testing.T) kube {
+	t.Helper()
+	testenv.KubeAssets(t)
+	if plane.startErr != nil {
+		t.Fatal(plane.startErr)
+	}
+	if plane.env == nil {
+		t.Fatal("KUBEBUILDER_ASSETS is set, but it was not when TestMain ran")
+	}
+	return kube{env: plane.env}
+}
+
+var scheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}()
+
+// client is an admin client that refuses unknown and duplicate fields (a field the API server
+// would silently drop is a bug in what we send) and records the server's warnings in w (nil:
+// ignore them).
+func (k kube) client(t *testing.T, w *warningLog) client.Client {
+	t.Helper()
+	c, err := newClient(k.env.Config, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newClient(cfg *rest.Config, w *warningLog) (client.Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	if w != nil {
+		cfg.WarningHandlerWithContext = w
+	} else {
+		cfg.WarningHandlerWithContext = rest.NoWarnings{}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme, FieldValidation: metav1.FieldValidationStrict})
+	if err != nil {
+		return nil, fmt.Errorf("building a client: %w", err)
+	}
+	return c, nil
+}
+
+// warningLog records the warnings the API server sends back (deprecations, PodSecurity, schema
+// quirks).
+type warningLog struct {
+	mu    sync.Mutex
+	texts []string
+}
+
+func (w *warningLog) HandleWarningHeaderWithContext(_ context.Context, _ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.texts = append(w.texts, text)
+}
+
+// take returns the warnings recorded since the last take.
+func (w *warningLog) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	texts := w.texts
+	w.texts = nil
+	return texts
+}
+
+// kubeconfig writes a kubeconfig for a fresh admin user of the control plane and returns its
+// path.
+func (k kube) kubeconfig(t *testing.T) string {
+	t.Helper()
+	user, err := k.env.AddUser(envtest.User{Name: "summon-integration", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("adding an admin user: %v", err)
+	}
+	b, err := user.KubeConfig()
+	if err != nil {
+		t.Fatalf("writing the admin user's kubeconfig: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// kubectl runs the kubectl of KUBEBUILDER_ASSETS as an admin, with stdin as its input, and
+// returns its stdout and stderr. Its caches go to a temporary directory, not ~/.kube.
+func (k kube) kubectl(t *testing.T, kubeconfig string, stdin []byte, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	path := k.env.ControlPlane.KubectlPath
+	if path == "" {
+		path = filepath.Join(testenv.KubeAssets(t), "kubectl")
+	}
+	args = append([]string{"--kubeconfig=" + kubeconfig, "--cache-dir=" + t.TempDir()}, args...)
+	cmd := exec.CommandContext(t.Context(), path, args...)
+	cmd.Dir = repoRoot(t)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+// repoRoot is the root of this module (where go.mod is); `go test` runs in the package's directory.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.Contains(b, []byte("module github.com/forklift-dev/summon\n")) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("can't find the repository root (the go.mod of github.com/forklift-dev/summon) above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// repoFile is a path inside the repository.
+func repoFile(t *testing.T, elems ...string) string {
+	t.Helper()
+	return filepath.Join(append([]string{repoRoot(t)}, elems...)...)
+}
+
+// metacontrollerCRDs is Metacontroller's own CRDs, kept as data in shared/ beside the repository
+// (in CI too), never copied into it.
+func metacontrollerCRDs(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(repoRoot(t)), "shared", "metacontroller", "metacontroller-crds-v1.yaml")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Metacontroller's CRDs are expected beside the repository, as ../shared/metacontroller/metacontroller-crds-v1.yaml: %v", err)
+	}
+	return path
+}
+
+// readObjects reads every object of a YAML file of one or more documents.
+func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var objs []*unstructured.Unstructured
+	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		var obj map[string]any
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: obj})
+	}
+	if len(objs) == 0 {
+		t.Fatalf("%s holds no object", path)
+	}
+	return objs
+}
+
+// crdInstall is the outcome of creating the CRDs of one file.
+type crdInstall struct {
+	warnings []string
+	err      error
+}
+
+var (
+	crdMu       sync.Mutex
+	crdInstalls = map[string]*crdInstall{}
+)
+
+// installCRDs creates the CRDs of a file, once per test binary (later calls return the first
+// outcome), and waits until the API server serves them. Only the first call sees the warnings
+// the API server sent, so they are kept for the test that checks them.
+func (k kube) installCRDs(t *testing.T, path string) crdInstall {
+	t.Helper()
+	crdMu.Lock()
+	defer crdMu.Unlock()
+	if done, ok := crdInstalls[path]; ok {
+		return *done
+	}
+	var crds []*apiextensionsv1.CustomResourceDefinition
+	for _, obj := range readObjects(t, path) {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &crd); err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		crds = append(crds, &crd)
+	}
+	w := &warningLog{}
+	c := k.client(t, w)
+	var errs []error
+	for _, crd := range crds {
+		if err := c.Create(t.Context(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
+			errs = append(errs, fmt.Errorf("creating CRD %s: %w", crd.Name, err))
+		}
+	}
+	for _, crd := range crds {
+		if len(errs) > 0 {
+			break
+		}
+		if err := waitEstablished(t.Context(), c, crd.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	done := &crdInstall{warnings: w.take(), err: errors.Join(errs...)}
+	crdInstalls[path] = done
+	return *done
+}
+
+// requireCRDs installs the CRDs of a file and fails the test if that failed.
+func (k kube) requireCRDs(t *testing.T, path string) {
+	t.Helper()
+	if got := k.installCRDs(t, path); got.err != nil {
+		t.Fatalf("installing the CRDs of %s: %v", filepath.Base(path), got.err)
+	}
+}
+
+// waitEstablished waits until a CRD is Established, which is when the API server serves it.
+func waitEstablished(ctx context.Context, c client.Client, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var crd apiextensionsv1.CustomResourceDefinition
+	for {
+		err := c.Get(ctx, client.ObjectKey{Name: name}, &crd)
+		if err == nil && crdCondition(&crd, apiextensionsv1.Established) == apiextensionsv1.ConditionTrue {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("CRD %s is not Established (last error: %v; conditions: %+v)", name, err, crd.Status.Conditions)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func crdCondition(crd *apiextensionsv1.CustomResourceDefinition, typ apiextensionsv1.CustomResourceDefinitionConditionType) apiextensionsv1.ConditionStatus {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return ""
+}
+
+// ensureNamespace creates a namespace unless it exists. envtest runs no namespace controller, so
+// a namespace can never be deleted: tests use names of their own.
+func ensureNamespace(t *testing.T, c client.Client, name string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := c.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+// eventually polls check until it says done, failing the test after timeout with the last state
+// check reported. It asserts nothing about how long that takes: the timeout is only where it
+// gives up.
+func eventually(t *testing.T, timeout time.Duration, what string, check func(ctx context.Context) (done bool, state string)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	for {
+		done, state := check(ctx)
+		if done {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up after %s waiting for %s; last seen: %s", timeout, what, state)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// tail is the end of a log file, for a failure message.
+func tail(path string, lines int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
