@@ -19,6 +19,10 @@ import (
 // converge is the normal path: a valid spec, all children visible.
 func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontroller.SyncResponse {
 	spec := par.spec.Defaulted(env.Defaults)
+	if spec.Image == "" {
+		return frozen(req, errorStatus(par, env, reasonSpecInvalid,
+			"no image to run: set spec.image, or start the hook with --default-image"))
+	}
 	p := children.NewPlatform(par.meta.Name, par.meta.Namespace, spec)
 
 	if e := env.Outside.Ensured; e != nil && len(e.Failures) > 0 {

@@ -157,3 +157,17 @@ func TestStatusNeverHoldsASecret(t *testing.T) {
 		})
 	}
 }
+
+func TestNoImageAnywhereIsAnErrorThatKeepsTheChildren(t *testing.T) {
+	c := installed(t, platform("car1-qa"))
+	env := testEnv(c.Clock)
+	env.Defaults.Image = ""
+	resp := Sync(c.Request(), env)
+	st := status(t, resp)
+	if st.Phase != v1beta1.PhaseError || !strings.Contains(st.Message, "--default-image") {
+		t.Errorf("phase %s %q, want Error naming --default-image", st.Phase, st.Message)
+	}
+	if len(resp.Children) != len(c.Names()) {
+		t.Errorf("kept %d of %d children", len(resp.Children), len(c.Names()))
+	}
+}

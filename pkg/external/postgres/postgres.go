@@ -1,0 +1,343 @@
+// Package postgres owns an instance's role and database on a shared PostgreSQL server: Ensure
+// creates or repairs them, Finalize revokes the login and, under the Delete policy, drops both.
+// It talks to the server only through DB, with a deadline on every statement, and never writes a
+// plaintext password into a statement (the server logs statements that fail).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/external"
+)
+
+const system = "PostgreSQL"
+
+// DB is the part of a pgx pool or connection that the provider uses; *pgxpool.Pool and
+// *pgx.Conn satisfy it.
+type DB interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Config says which server to use and how the apps reach it.
+type Config struct {
+	// AdminDSN connects as a role that may create roles and databases, and signal their
+	// backends (a superuser, or on managed servers a member of every role it creates). Empty
+	// turns the provider off.
+	AdminDSN string
+	// AppHost and AppPort are where the apps reach the server (a Service, a pooler); empty and
+	// zero mean the admin DSN's host and port.
+	AppHost string
+	AppPort int
+	// AppSSLMode is the sslmode of the apps' DATABASE_URL; empty leaves it out.
+	AppSSLMode string
+	// CallTimeout bounds each statement; zero means external.DefaultCallTimeout.
+	CallTimeout time.Duration
+}
+
+// Enabled says whether a server is configured; when it is not, nothing here is called.
+func (c Config) Enabled() bool { return c.AdminDSN != "" }
+
+// Provider ensures and finalizes roles and databases on one server.
+type Provider struct {
+	db      DB
+	pool    *pgxpool.Pool
+	cfg     Config
+	secrets []string
+}
+
+// New parses the admin DSN and makes a pool that connects on first use, so a server that is down
+// makes Ensure fail, not the hook's start.
+func New(cfg Config) (*Provider, error) {
+	pcfg, err := pgxpool.ParseConfig(cfg.AdminDSN)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the PostgreSQL admin DSN: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("making the PostgreSQL pool: %w", err)
+	}
+	p, err := NewWithDB(pool, cfg)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	p.pool = pool
+	return p, nil
+}
+
+// NewWithDB uses db for every statement; cfg.AdminDSN still gives the apps' default host and
+// port.
+func NewWithDB(db DB, cfg Config) (*Provider, error) {
+	pcfg, err := pgconn.ParseConfig(cfg.AdminDSN)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the PostgreSQL admin DSN: %w", err)
+	}
+	if cfg.AppHost == "" {
+		cfg.AppHost = pcfg.Host
+	}
+	if cfg.AppPort == 0 {
+		cfg.AppPort = int(pcfg.Port)
+	}
+	return &Provider{db: db, cfg: cfg, secrets: []string{pcfg.Password}}, nil
+}
+
+// Close closes the pool that New made.
+func (p *Provider) Close() {
+	if p.pool != nil {
+		p.pool.Close()
+	}
+}
+
+// Ensure makes the instance's role able to log in with the derived password and makes its
+// database exist, owned by the role and closed to other roles. It sets the password every time:
+// a role that a Retain finalize left without login, or one whose password was changed by hand,
+// works again. It returns the DATABASE_URL for the apps.
+func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, error) {
+	role, db := in.Names.DatabaseRole, in.Names.Database
+	if in.DatabasePassword == "" {
+		return "", external.Failed(system, fmt.Sprintf("ensuring role %q", role), false, errors.New("no database password was derived"))
+	}
+
+	var (
+		roleExists    bool
+		owner         *string
+		publicConnect *bool
+	)
+	err := p.scan(ctx, in, fmt.Sprintf("looking up role %q and database %q", role, db),
+		[]any{&roleExists, &owner, &publicConnect}, queryState, role, db)
+	if err != nil {
+		return "", err
+	}
+
+	password := quoteLiteral(scramVerifier(role, in.DatabasePassword))
+	if !roleExists {
+		err := p.exec(ctx, in, fmt.Sprintf("creating role %q", role),
+			"CREATE ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password)
+		switch {
+		case isCode(err, duplicateObject, uniqueViolation):
+			roleExists = true // another Ensure created it a moment ago: set the password below
+		case err != nil:
+			return "", err
+		}
+	}
+	if roleExists {
+		if err := p.exec(ctx, in, fmt.Sprintf("setting the login and password of role %q", role),
+			"ALTER ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password); err != nil {
+			return "", err
+		}
+	}
+
+	switch {
+	case owner == nil:
+		// CREATE DATABASE has no IF NOT EXISTS and cannot run in a transaction: the lookup above
+		// and duplicate_database cover a concurrent Ensure.
+		err := p.exec(ctx, in, fmt.Sprintf("creating database %q", db),
+			"CREATE DATABASE "+ident(db)+" OWNER "+ident(role))
+		if err != nil && !isCode(err, duplicateDatabase, uniqueViolation) {
+			return "", err
+		}
+		publicConnect = new(true) // a new database lets PUBLIC connect
+	case *owner != role:
+		if err := p.exec(ctx, in, fmt.Sprintf("giving database %q to role %q", db, role),
+			"ALTER DATABASE "+ident(db)+" OWNER TO "+ident(role)); err != nil {
+			return "", err
+		}
+	}
+	// Every tenant shares the server, and PUBLIC may connect to a new database by default.
+	if publicConnect != nil && *publicConnect {
+		if err := p.exec(ctx, in, fmt.Sprintf("closing database %q to other roles", db),
+			"REVOKE ALL ON DATABASE "+ident(db)+" FROM PUBLIC"); err != nil {
+			return "", err
+		}
+	}
+	return p.databaseURL(in), nil
+}
+
+// Finalize revokes the role's login and ends its sessions (and, under Delete, those on its
+// database), then drops the database and the role under Delete. It returns, in words for the
+// status, what it has not yet seen gone; nothing left means done.
+func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1beta1.DeletionPolicy) ([]string, error) {
+	role, db := in.Names.DatabaseRole, in.Names.Database
+	del := policy == v1beta1.DeletionPolicyDelete
+
+	// Login goes first: an app whose session ends below cannot come back before the drop.
+	err := p.exec(ctx, in, fmt.Sprintf("revoking the login of role %q", role), "ALTER ROLE "+ident(role)+" NOLOGIN")
+	if err != nil && !isCode(err, undefinedObject) {
+		return nil, err
+	}
+	if err := p.exec(ctx, in, fmt.Sprintf("ending the sessions of role %q", role), terminateSessions, role, sessionsDB(del, db)); err != nil {
+		return nil, err
+	}
+	if del {
+		if err := p.exec(ctx, in, fmt.Sprintf("dropping database %q", db), "DROP DATABASE IF EXISTS "+ident(db)); err != nil {
+			return nil, err
+		}
+		if err := p.exec(ctx, in, fmt.Sprintf("dropping role %q", role), "DROP ROLE IF EXISTS "+ident(role)); err != nil {
+			return nil, err
+		}
+	}
+
+	var (
+		roleExists, canLogin, dbExists bool
+		sessions                       int
+	)
+	err = p.scan(ctx, in, fmt.Sprintf("checking role %q and database %q", role, db),
+		[]any{&roleExists, &canLogin, &dbExists, &sessions}, queryLeft, role, db, sessionsDB(del, db))
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	if del && dbExists {
+		left = append(left, fmt.Sprintf("PostgreSQL database %q still exists", db))
+	}
+	if del && roleExists {
+		left = append(left, fmt.Sprintf("PostgreSQL role %q still exists", role))
+	}
+	if canLogin {
+		left = append(left, fmt.Sprintf("PostgreSQL role %q can still log in", role))
+	}
+	if sessions > 0 {
+		left = append(left, fmt.Sprintf("PostgreSQL role %q still has %d sessions", role, sessions))
+	}
+	return left, nil
+}
+
+const (
+	// One round trip tells whether the role exists, who owns the database and whether PUBLIC may
+	// connect to it (the last two NULL when there is no database).
+	queryState = `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), d.owner, d.public_connect
+FROM (SELECT 1) AS one LEFT JOIN (
+	SELECT pg_get_userbyid(datdba) AS owner, has_database_privilege('public', oid, 'CONNECT') AS public_connect
+	FROM pg_database WHERE datname = $2) AS d ON true`
+
+	// $2 is NULL under Retain: only the role's own sessions end, other roles may still read the
+	// retained database. The timeout makes each call wait until the backend is gone.
+	terminateSessions = `SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity
+WHERE (usename = $1 OR datname = $2) AND pid <> pg_backend_pid()`
+
+	queryLeft = `SELECT
+	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND rolcanlogin),
+	EXISTS (SELECT 1 FROM pg_database WHERE datname = $2),
+	(SELECT count(*) FROM pg_stat_activity WHERE (usename = $1 OR datname = $3) AND pid <> pg_backend_pid())`
+)
+
+func sessionsDB(del bool, db string) *string {
+	if del {
+		return &db
+	}
+	return nil
+}
+
+// databaseURL is what the apps use: the role, the derived password and the apps' host.
+func (p *Provider) databaseURL(in external.Instance) string {
+	u := url.URL{
+		Scheme: "postgres",
+		User:   url.UserPassword(in.Names.DatabaseRole, in.DatabasePassword),
+		Host:   net.JoinHostPort(p.cfg.AppHost, strconv.Itoa(p.cfg.AppPort)),
+		Path:   "/" + in.Names.Database,
+	}
+	if p.cfg.AppSSLMode != "" {
+		u.RawQuery = url.Values{"sslmode": {p.cfg.AppSSLMode}}.Encode()
+	}
+	return u.String()
+}
+
+// exec runs one statement. Every statement here is idempotent, so one that lost a race for a
+// catalog row to a concurrent Ensure or Finalize is simply run again.
+func (p *Provider) exec(ctx context.Context, in external.Instance, op, sql string, args ...any) error {
+	ctx, cancel := external.WithCallTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	var err error
+	for range 3 {
+		if _, err = p.db.Exec(ctx, sql, args...); !concurrentUpdate(err) {
+			break
+		}
+	}
+	if err != nil {
+		return p.failed(in, op, err)
+	}
+	return nil
+}
+
+// concurrentUpdate: two sessions changed one catalog row (a role, a database's ACL) at once.
+// PostgreSQL then fails the later one with an internal error rather than making it wait, and
+// says so only in the message.
+func concurrentUpdate(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "XX000" && pgErr.Message == "tuple concurrently updated"
+}
+
+func (p *Provider) scan(ctx context.Context, in external.Instance, op string, dest []any, sql string, args ...any) error {
+	ctx, cancel := external.WithCallTimeout(ctx, p.cfg.CallTimeout)
+	defer cancel()
+	if err := p.db.QueryRow(ctx, sql, args...).Scan(dest...); err != nil {
+		return p.failed(in, op, err)
+	}
+	return nil
+}
+
+func (p *Provider) failed(in external.Instance, op string, err error) error {
+	return external.Failed(system, op, retryable(err), err, append([]string{in.DatabasePassword}, p.secrets...)...)
+}
+
+// SQLSTATE codes that are normal answers.
+const (
+	duplicateObject   = "42710" // CREATE ROLE of a role that exists
+	duplicateDatabase = "42P04"
+	// A CREATE ROLE or CREATE DATABASE that raced another one for the same name waits for it and
+	// then trips over the catalog's unique index instead of reporting a duplicate.
+	uniqueViolation = "23505"
+	undefinedObject = "42704" // ALTER ROLE of a role that does not exist
+)
+
+func isCode(err error, codes ...string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && slices.Contains(codes, pgErr.Code)
+}
+
+// retryable sorts server answers: a connection that broke or could not be made, a server
+// starting or stopping, a conflict with a concurrent session, or a shortage of resources may
+// pass; anything else (denied, invalid, a wrong password) needs a person.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			strings.HasPrefix(pgErr.Code, "53"),          // insufficient resources
+			strings.HasPrefix(pgErr.Code, "57P"),         // shutdown, cannot connect now
+			pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
+			pgErr.Code == "55006", pgErr.Code == "55P03": // object in use, lock not available
+			return true
+		}
+		return concurrentUpdate(err)
+	}
+	return external.Transient(err) || pgconn.Timeout(err) || pgconn.SafeToRetry(err)
+}
+
+func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
+
+// quoteLiteral quotes s as a string constant. Utility statements (CREATE ROLE, ALTER ROLE) take
+// no bind parameters, so the value goes into the text; a backslash switches to the escape-string
+// form so the result means the same whatever standard_conforming_strings is.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, "'", "''")
+	if strings.Contains(s, `\`) {
+		return `E'` + strings.ReplaceAll(s, `\`, `\\`) + `'`
+	}
+	return "'" + s + "'"
+}
