@@ -6,18 +6,14 @@ package finalize
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
-	"slices"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/forklift-dev/summon/hooks/hookhttp"
-	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
+	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 // Finalizer decides whether a parent being deleted may go. It must be idempotent: Metacontroller
@@ -47,30 +43,27 @@ func (h Handler) Handle(c echo.Context) error {
 	return hookhttp.Respond(c, resp)
 }
 
-// Immediately finalizes at once. Nothing a SummonPlatform owns lives outside the cluster yet, and
-// Kubernetes' garbage collector removes the children once the parent is gone.
-//
-// Until the parent goes, every child stays as observed (Metacontroller deletes what a finalize
-// answer leaves out, and an ordered teardown is the Finalizer's call, not a side effect of an empty
-// list), and the status is echoed so that the last thing the user sees is not a wiped status.
-type Immediately struct{}
+// TeardownRunner removes an instance's resources outside the cluster as its deletion policy says
+// (internal/outside.Systems).
+type TeardownRunner interface {
+	Teardown(ctx context.Context, plan platform.FinalizePlan) platform.Teardown
+}
 
-// Finalize answers finalized: true.
-func (Immediately) Finalize(_ context.Context, req *metacontroller.SyncRequest) (*metacontroller.SyncResponse, error) {
-	var parent struct {
-		Status json.RawMessage `json:"status"`
+// Teardown finalizes through the pure core: plan from the request, tear down outside the cluster,
+// then let platform.Finalize answer (finalized only once nothing is left; every child kept until
+// then, since Metacontroller deletes what a finalize answer leaves out).
+type Teardown struct {
+	Env func() platform.Env
+	// Outside is nil when no system is on: then there is nothing to wait for.
+	Outside TeardownRunner
+}
+
+// Finalize answers one finalize call.
+func (t Teardown) Finalize(ctx context.Context, req *metacontroller.SyncRequest) (*metacontroller.SyncResponse, error) {
+	env := t.Env()
+	var done platform.Teardown
+	if t.Outside != nil {
+		done = t.Outside.Teardown(ctx, platform.PlanFinalize(req, env))
 	}
-	if err := json.Unmarshal(req.Parent, &parent); err != nil {
-		return nil, fmt.Errorf("reading the parent's status: %w", err)
-	}
-	kept := []metacontroller.Object{}
-	for _, group := range slices.Sorted(maps.Keys(req.Children)) {
-		byName := req.Children[group]
-		for _, key := range slices.Sorted(maps.Keys(byName)) {
-			if obj := byName[key]; obj != nil {
-				kept = append(kept, children.AsObserved(obj))
-			}
-		}
-	}
-	return &metacontroller.SyncResponse{Status: parent.Status, Children: kept, Finalized: true}, nil
+	return platform.Finalize(req, env, done), nil
 }

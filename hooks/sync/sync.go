@@ -1,9 +1,11 @@
 // Package sync serves Metacontroller's sync hook for SummonPlatforms: it decodes the request,
-// hands it to the pure core (platform.Sync) and encodes the answer. It keeps no state between
+// calls the systems outside the cluster when the pure core's plan says so, hands everything to the
+// pure core (platform.Sync) and encodes the answer. It keeps no state between
 // calls and never talks to the Kubernetes API.
 package sync
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/labstack/echo/v4"
@@ -15,10 +17,17 @@ import (
 	"github.com/forklift-dev/summon/pkg/platform"
 )
 
+// Ensurer makes an instance's resources outside the cluster exist (internal/outside.Systems).
+type Ensurer interface {
+	Ensure(ctx context.Context, plan platform.EnsurePlan) *platform.Ensured
+}
+
 // Handler answers POST /sync.
 type Handler struct {
 	// Env gives the core its clock, defaults and credential deriver, fresh for each call.
 	Env func() platform.Env
+	// Outside is called only when platform.PlanEnsure says so; nil when no system is on.
+	Outside Ensurer
 	// Phases counts syncs by the phase they leave the parent in (label "phase").
 	Phases *prometheus.CounterVec
 }
@@ -31,7 +40,14 @@ func (h Handler) Handle(c echo.Context) error {
 		return err
 	}
 	hookhttp.AnnotateParent(c, req.Parent)
-	resp := platform.Sync(&req, h.Env())
+	env := h.Env()
+	if h.Outside != nil {
+		if plan := platform.PlanEnsure(&req, env); plan.Needed {
+			env.Outside.Ensured = h.Outside.Ensure(c.Request().Context(), plan)
+			hookhttp.Annotate(c, slog.String("ensured", plan.Reason), slog.Int("failures", len(env.Outside.Ensured.Failures)))
+		}
+	}
+	resp := platform.Sync(&req, env)
 	phase := PhaseOf(resp)
 	h.Phases.WithLabelValues(phase).Inc()
 	hookhttp.Annotate(c, slog.String("phase", phase), slog.Int("children", len(resp.Children)))

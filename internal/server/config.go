@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/credentials"
+	"github.com/forklift-dev/summon/pkg/external"
 )
 
 // Config is the hook server's configuration: flags, each with an environment fallback.
@@ -29,6 +31,15 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds how long in-flight hook calls may take to finish on SIGTERM.
 	ShutdownTimeout time.Duration
+
+	// Systems outside the cluster; each is off while its switch (region, URL, DSN) is empty.
+	AWSRegion           string
+	AWSEndpoint         string
+	BucketPrefix        string
+	RabbitMQURL         string
+	RabbitMQAMQPAddress string
+	PostgresAdminDSN    string
+	ExternalCallTimeout time.Duration
 }
 
 // setting is one flag and the environment variable it falls back to.
@@ -43,6 +54,13 @@ var settings = []setting{
 		"Without it generated credentials (Django SECRET_KEY, shared-database passwords) are off. The key must never change: every generated credential derives from it"},
 	{"max-body-bytes", "SUMMON_MAX_BODY_BYTES", "largest hook request body accepted; a larger one is answered 413"},
 	{"shutdown-timeout", "SUMMON_SHUTDOWN_TIMEOUT", "how long in-flight hook calls may take to finish after SIGTERM"},
+	{"aws-region", "SUMMON_AWS_REGION", "AWS region of the instances' S3 buckets and IAM users; empty switches AWS off. The hook's own AWS credentials come from the SDK's default chain (environment, IRSA, instance role)"},
+	{"aws-endpoint", "SUMMON_AWS_ENDPOINT", "an S3- and IAM-compatible endpoint to use instead of AWS (buckets addressed path-style)"},
+	{"bucket-prefix", "SUMMON_BUCKET_PREFIX", "prefix of every bucket name (bucket names are global across AWS accounts), e.g. acme-"},
+	{"rabbitmq-url", "SUMMON_RABBITMQ_URL", "RabbitMQ management API with an administrator's credentials, http://user:password@host:15672; empty switches RabbitMQ off. Set it through the environment: flags show in the process list"},
+	{"rabbitmq-amqp-address", "SUMMON_RABBITMQ_AMQP_ADDRESS", "host:port the apps connect to over AMQP; empty means the management host on port 5672"},
+	{"postgres-admin-dsn", "SUMMON_POSTGRES_ADMIN_DSN", "shared PostgreSQL server, as a role that may create roles and databases; empty switches it off. Set it through the environment: flags show in the process list"},
+	{"external-call-timeout", "SUMMON_EXTERNAL_CALL_TIMEOUT", "deadline of each call to AWS, RabbitMQ or PostgreSQL"},
 }
 
 // ParseConfig reads the flags in args; a flag not given falls back to its environment variable,
@@ -60,6 +78,13 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&cfg.CredentialKeyFile, "credential-key-file", "", usage["credential-key-file"])
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 8<<20, usage["max-body-bytes"])
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, usage["shutdown-timeout"])
+	fs.StringVar(&cfg.AWSRegion, "aws-region", "", usage["aws-region"])
+	fs.StringVar(&cfg.AWSEndpoint, "aws-endpoint", "", usage["aws-endpoint"])
+	fs.StringVar(&cfg.BucketPrefix, "bucket-prefix", "", usage["bucket-prefix"])
+	fs.StringVar(&cfg.RabbitMQURL, "rabbitmq-url", "", usage["rabbitmq-url"])
+	fs.StringVar(&cfg.RabbitMQAMQPAddress, "rabbitmq-amqp-address", "", usage["rabbitmq-amqp-address"])
+	fs.StringVar(&cfg.PostgresAdminDSN, "postgres-admin-dsn", "", usage["postgres-admin-dsn"])
+	fs.DurationVar(&cfg.ExternalCallTimeout, "external-call-timeout", external.DefaultCallTimeout, usage["external-call-timeout"])
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: summon [flags]\n\n"+
 			"Summon answers Metacontroller's sync, finalize and customize hooks for SummonPlatforms\n"+
@@ -98,6 +123,15 @@ func (c Config) validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout must be positive, not %s", c.ShutdownTimeout))
 	}
+	if c.ExternalCallTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--external-call-timeout must be positive, not %s", c.ExternalCallTimeout))
+	}
+	if (c.RabbitMQURL != "" || c.PostgresAdminDSN != "") && c.CredentialKeyFile == "" {
+		errs = append(errs, errors.New("--rabbitmq-url and --postgres-admin-dsn need --credential-key-file: their passwords derive from it"))
+	}
+	if c.BucketPrefix != "" && !bucketPrefix.MatchString(c.BucketPrefix) {
+		errs = append(errs, fmt.Errorf("--bucket-prefix %q must be lower-case letters, digits and '-', starting with a letter or digit, at most 20 characters", c.BucketPrefix))
+	}
 	if c.DefaultImage != "" {
 		// The spec's own rule for spec.image, so that the default can't be what a spec may not be.
 		probe := &v1beta1.SummonPlatform{
@@ -110,6 +144,9 @@ func (c Config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// bucketPrefix leaves room in S3's 63 characters for the namespace, name and hash.
+var bucketPrefix = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
 
 // loadCredentials reads the master key. Without a key file the deriver is off (credentials.Deriver
 // zero value); a key file that is given but unreadable or short is an error, never a silent off.

@@ -15,7 +15,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second}
+	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second}
 	tests := map[string]struct {
 		args []string
 		env  map[string]string
@@ -28,18 +28,27 @@ func TestParseConfig(t *testing.T) {
 			args: []string{"--listen=0.0.0.0:9090", "--default-image=registry.example.com/app", "--credential-key-file=/etc/key",
 				"--max-body-bytes=1024", "--shutdown-timeout=3s"},
 			want: Config{Listen: "0.0.0.0:9090", DefaultImage: "registry.example.com/app", CredentialKeyFile: "/etc/key",
-				MaxBodyBytes: 1024, ShutdownTimeout: 3 * time.Second},
+				MaxBodyBytes: 1024, ShutdownTimeout: 3 * time.Second, ExternalCallTimeout: 5 * time.Second},
+		},
+		"the systems outside the cluster are switched on by their flags": {
+			args: []string{"--credential-key-file=/etc/key", "--aws-region=eu-west-1", "--aws-endpoint=http://127.0.0.1:4566",
+				"--bucket-prefix=acme-", "--rabbitmq-url=http://admin:pw@rabbitmq:15672", "--rabbitmq-amqp-address=rabbitmq:5672",
+				"--postgres-admin-dsn=postgres://admin:pw@pg:5432/postgres", "--external-call-timeout=2s"},
+			want: Config{Listen: "127.0.0.1:8080", CredentialKeyFile: "/etc/key", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second,
+				AWSRegion: "eu-west-1", AWSEndpoint: "http://127.0.0.1:4566", BucketPrefix: "acme-",
+				RabbitMQURL: "http://admin:pw@rabbitmq:15672", RabbitMQAMQPAddress: "rabbitmq:5672",
+				PostgresAdminDSN: "postgres://admin:pw@pg:5432/postgres", ExternalCallTimeout: 2 * time.Second},
 		},
 		"the environment fills what no flag gives": {
 			env: map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080", "SUMMON_DEFAULT_IMAGE": "registry.example.com/app",
 				"SUMMON_CREDENTIAL_KEY_FILE": "/etc/key", "SUMMON_MAX_BODY_BYTES": "2048", "SUMMON_SHUTDOWN_TIMEOUT": "1m"},
 			want: Config{Listen: "0.0.0.0:8080", DefaultImage: "registry.example.com/app", CredentialKeyFile: "/etc/key",
-				MaxBodyBytes: 2048, ShutdownTimeout: time.Minute},
+				MaxBodyBytes: 2048, ShutdownTimeout: time.Minute, ExternalCallTimeout: 5 * time.Second},
 		},
 		"a flag wins over the environment": {
 			args: []string{"--listen=127.0.0.1:9000"},
 			env:  map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080"},
-			want: Config{Listen: "127.0.0.1:9000", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second},
+			want: Config{Listen: "127.0.0.1:9000", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second},
 		},
 	}
 	for name, tc := range tests {
@@ -63,6 +72,12 @@ func TestParseConfigRefuses(t *testing.T) {
 	}{
 		"an environment value that is not a duration": {
 			env: map[string]string{"SUMMON_SHUTDOWN_TIMEOUT": "soon"}, wantErr: `SUMMON_SHUTDOWN_TIMEOUT="soon" is not a valid --shutdown-timeout`,
+		},
+		"RabbitMQ without a credential key": {
+			args: []string{"--rabbitmq-url=http://admin:pw@rabbitmq:15672"}, wantErr: "need --credential-key-file",
+		},
+		"a bucket prefix with upper case": {
+			args: []string{"--bucket-prefix=Acme-"}, wantErr: "--bucket-prefix",
 		},
 		"a body limit of zero": {
 			args: []string{"--max-body-bytes=0"}, wantErr: "--max-body-bytes must be positive",

@@ -44,6 +44,8 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *metrics
 	ready   atomic.Bool
+	// closers release the providers' connections once the last hook call is done.
+	closers []func()
 }
 
 // Main runs the server as the summon command does and returns the process's exit code.
@@ -84,14 +86,26 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.DefaultImage == "" {
 		log.Warn("no --default-image: every SummonPlatform must set spec.image")
 	}
+	systems, closeSystems, err := buildSystems(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("systems outside the cluster", "aws", systems.View.AWS, "rabbitmq", systems.View.RabbitMQ, "postgres", systems.View.Postgres)
 	defaults := v1beta1.HookDefaults{Image: cfg.DefaultImage}
 	env := func() platform.Env {
-		return platform.Env{Now: time.Now(), Defaults: defaults, Credentials: deriver}
+		return platform.Env{Now: time.Now(), Defaults: defaults, Credentials: deriver, Outside: systems.View}
 	}
-	return newServer(cfg, log, env, finalize.Immediately{}), nil
+	var ensurer synchook.Ensurer
+	fin := finalize.Teardown{Env: env}
+	if systems.View.Any() {
+		ensurer, fin.Outside = systems, systems
+	}
+	s := newServer(cfg, log, env, ensurer, fin)
+	s.closers = append(s.closers, closeSystems)
+	return s, nil
 }
 
-func newServer(cfg Config, log *slog.Logger, env func() platform.Env, finalizer finalize.Finalizer) *Server {
+func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer synchook.Ensurer, finalizer finalize.Finalizer) *Server {
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -103,7 +117,7 @@ func newServer(cfg Config, log *slog.Logger, env func() platform.Env, finalizer 
 	e.Server.WriteTimeout = 30 * time.Second
 	e.Server.IdleTimeout = 2 * time.Minute
 
-	e.POST("/sync", synchook.Handler{Env: env, Phases: s.metrics.syncs}.Handle, s.hookCall(hookSync))
+	e.POST("/sync", synchook.Handler{Env: env, Outside: ensurer, Phases: s.metrics.syncs}.Handle, s.hookCall(hookSync))
 	e.POST("/finalize", finalize.Handler{Finalizer: finalizer}.Handle, s.hookCall(hookFinalize))
 	e.POST("/customize", customize.Handle, s.hookCall(hookCustomize))
 
@@ -156,6 +170,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serving: %w", err)
+	}
+	for _, c := range s.closers {
+		c()
 	}
 	s.log.Info("stopped")
 	return nil

@@ -76,7 +76,7 @@ func withFinalizer(f finalize.Finalizer) option {
 func testServer(t *testing.T, opts ...option) (*Server, *logs) {
 	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", MaxBodyBytes: 8 << 20, ShutdownTimeout: time.Minute}
-	var fin finalize.Finalizer = finalize.Immediately{}
+	var fin finalize.Finalizer
 	for _, o := range opts {
 		o(&cfg, &fin)
 	}
@@ -91,8 +91,11 @@ func testServer(t *testing.T, opts ...option) (*Server, *logs) {
 			Credentials: key,
 		}
 	}
+	if fin == nil {
+		fin = finalize.Teardown{Env: env}
+	}
 	l := &logs{}
-	return newServer(cfg, slog.New(slog.NewJSONHandler(l, nil)), env, fin), l
+	return newServer(cfg, slog.New(slog.NewJSONHandler(l, nil)), env, nil, fin), l
 }
 
 func post(s *Server, path string, body []byte) *httptest.ResponseRecorder {
@@ -289,7 +292,7 @@ func TestCustomizeRefusesAParentWithoutANamespace(t *testing.T) {
 	}
 }
 
-func TestFinalizeAnswersFinalizedAtOnceKeepingEveryChildAndTheStatus(t *testing.T) {
+func TestFinalizeWithNothingOutsideAnswersFinalizedKeepingEveryChild(t *testing.T) {
 	s, _ := testServer(t)
 	lastApplied := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"car1-qa-web","namespace":"summon-qa"},"spec":{"ports":[{"port":80}]}}`
 	req := map[string]any{
@@ -320,8 +323,13 @@ func TestFinalizeAnswersFinalizedAtOnceKeepingEveryChildAndTheStatus(t *testing.
 		t.Fatalf("code = %d: %s", rec.Code, rec.Body)
 	}
 	got := decodeStrict(t, rec.Body.Bytes())
+	deleted := "deleted: access outside the cluster is revoked and the data was handled per deletionPolicy"
 	want := v2Response{
-		Status: map[string]any{"phase": "Ready", "migratedVersion": "v1", "observedGeneration": float64(4)},
+		// The status is the parent's, minus what Metacontroller writes itself, plus what the
+		// deletion came to.
+		Status: map[string]any{"phase": "Ready", "migratedVersion": "v1", "message": deleted, "conditions": []any{map[string]any{
+			"type": "Ready", "status": "False", "reason": "Deleting", "message": deleted, "lastTransitionTime": "2026-11-27T09:00:00Z",
+		}}},
 		Children: []map[string]any{
 			{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": "car1-qa-config", "namespace": "summon-qa"}, "type": "Opaque"},
 			{"apiVersion": "v1", "kind": "Service", "metadata": map[string]any{"name": "car1-qa-web", "namespace": "summon-qa"},
@@ -438,16 +446,17 @@ func TestHealthzAnswersAndReadyzWaitsForServing(t *testing.T) {
 type slowFinalizer struct {
 	entered chan struct{}
 	release chan struct{}
+	then    finalize.Finalizer
 }
 
 func (f slowFinalizer) Finalize(ctx context.Context, req *metacontroller.SyncRequest) (*metacontroller.SyncResponse, error) {
 	close(f.entered)
 	<-f.release
-	return finalize.Immediately{}.Finalize(ctx, req)
+	return f.then.Finalize(ctx, req)
 }
 
 func TestShutdownTurnsReadyzTo503AndLetsTheCallInFlightFinish(t *testing.T) {
-	slow := slowFinalizer{entered: make(chan struct{}), release: make(chan struct{})}
+	slow := slowFinalizer{entered: make(chan struct{}), release: make(chan struct{}), then: finalize.Teardown{Env: func() platform.Env { return platform.Env{} }}}
 	s, _ := testServer(t, withFinalizer(slow))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
