@@ -34,9 +34,11 @@ func appPodTemplate(p Platform, c Component, r Release, container corev1.Contain
 	}
 
 	volumes := append([]corev1.Volume{
+		// Readable by any user: the image's user is not known here (no runAsUser or fsGroup is
+		// set), and the pod is the instance's alone. Writable by none.
 		{Name: "config", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName:  p.Names.Config(),
-			DefaultMode: ptr.To[int32](0o440),
+			DefaultMode: ptr.To[int32](0o444),
 		}}},
 		{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}, extraVolumes...)
