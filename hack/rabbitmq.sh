@@ -174,11 +174,24 @@ EOF
 	chmod 600 "$BASE/admin-password"
 }
 
+# epmd_listener prints the PID of an epmd listening on our private port, if any. Erlang tools
+# start one by themselves ("epmd -daemon") when they find none, and it outlives the node; on our
+# private port it can only be ours.
+epmd_listener() {
+	command -v ss >/dev/null 2>&1 || return 0
+	ss -ltnpH "sport = :$EPMD_PORT" 2>/dev/null | grep -o 'epmd",pid=[0-9]*' | head -n1 | cut -d= -f2
+}
+
 start_epmd() {
 	# A private epmd on its own loopback port, started by us so stop can end it by PID.
 	local epmd
 	epmd=$(command -v epmd || ls /usr/lib/erlang/erts-*/bin/epmd 2>/dev/null | head -n1 || true)
 	[[ -n "$epmd" ]] || die "epmd not found (erlang-base missing?)"
+	local stray
+	stray=$(epmd_listener)
+	if [[ -n "$stray" ]]; then
+		stop_pid "$stray" 10 "a leftover epmd on our port" epmd
+	fi
 	if port_busy "$EPMD_PORT"; then
 		die "port $HOST:$EPMD_PORT (epmd) is already in use; set SUMMON_RABBITMQ_EPMD_PORT"
 	fi
@@ -287,6 +300,11 @@ stop() {
 	stop_pid "$beam" 60 "rabbitmq node" beam
 	stop_pid "$wrapper" 10 "rabbitmq-server wrapper" rabbitmq
 	stop_pid "$epmd" 10 "epmd" epmd
+	local stray
+	stray=$(epmd_listener)
+	if [[ -n "$stray" ]]; then
+		stop_pid "$stray" 10 "epmd started by the Erlang tools" epmd
+	fi
 	rm -f "$PID_FILE" "$WRAPPER_PID_FILE" "$EPMD_PID_FILE"
 }
 

@@ -2,7 +2,6 @@ package outside
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -300,7 +299,7 @@ func (w *world) forceDelete(c *sim.Cluster) {
 // answering 500, one that never answers): the instance reports Error naming the system, keeps
 // every child, asks to be synced again, and converges once the system is back.
 func TestFailingSystemKeepsChildrenAndRecovers(t *testing.T) {
-	closed := closedPort(t)
+	closed := testenv.ClosedAddr(t)
 	answering500 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	}))
@@ -376,18 +375,6 @@ func awsAt(t *testing.T, endpoint string) *aws.Provider {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// closedPort is a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {

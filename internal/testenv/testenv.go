@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"testing"
 )
@@ -60,4 +61,16 @@ func require(t testing.TB, name, how string) string {
 	}
 	t.Skipf("%s is not set; %s", name, how)
 	return ""
+}
+
+// ClosedAddr returns a loopback host:port that nothing listens on: a system that is down.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

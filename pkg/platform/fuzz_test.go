@@ -50,16 +50,8 @@ func FuzzSyncParent(f *testing.F) {
 		if st.Phase != v1beta1.PhaseError {
 			return
 		}
-		kept := map[childRef]bool{}
-		for _, obj := range resp.Children {
-			kept[refOf(obj)] = true
-		}
-		for _, g := range []string{GroupDeployment, GroupStatefulSet} {
-			for _, obj := range req.Children[g] {
-				if !kept[refOf(obj)] {
-					t.Fatalf("Error (%s) dropped %s %s", st.Message, g, nameOf(obj))
-				}
-			}
+		if dropped := droppedWorkloads(&req, resp); len(dropped) > 0 {
+			t.Fatalf("Error (%s) dropped %v", st.Message, dropped)
 		}
 	})
 }

@@ -66,3 +66,21 @@ func status(t *testing.T, resp *metacontroller.SyncResponse) v1beta1.Status {
 func containerFor(version string) corev1.Container {
 	return corev1.Container{Name: "beat", Image: "registry.example.com/summon-platform:" + version, Command: []string{"celery", "beat"}}
 }
+
+// droppedWorkloads lists the observed Deployments and StatefulSets that a response leaves out,
+// which Metacontroller would delete.
+func droppedWorkloads(req *metacontroller.SyncRequest, resp *metacontroller.SyncResponse) []string {
+	kept := map[childRef]bool{}
+	for _, obj := range resp.Children {
+		kept[refOf(obj)] = true
+	}
+	var dropped []string
+	for _, g := range []string{GroupDeployment, GroupStatefulSet} {
+		for _, obj := range req.Children[g] {
+			if !kept[refOf(obj)] {
+				dropped = append(dropped, g+" "+nameOf(obj))
+			}
+		}
+	}
+	return dropped
+}

@@ -248,16 +248,8 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 	}
 	_ = json.Unmarshal(req.Parent, &par)
 	if st.Phase == v1beta1.PhaseError || par.Spec.Paused {
-		kept := map[childRef]bool{}
-		for _, obj := range resp.Children {
-			kept[refOf(obj)] = true
-		}
-		for _, g := range []string{GroupDeployment, GroupStatefulSet} {
-			for _, obj := range req.Children[g] {
-				if !kept[refOf(obj)] {
-					h.failf("phase %s (paused %v) dropped observed %s %s", st.Phase, par.Spec.Paused, g, nameOf(obj))
-				}
-			}
+		if dropped := droppedWorkloads(req, resp); len(dropped) > 0 {
+			h.failf("phase %s (paused %v) dropped observed %v", st.Phase, par.Spec.Paused, dropped)
 		}
 	}
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -24,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sivchari/kumo"
 
+	"github.com/forklift-dev/summon/internal/testenv"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/external"
 )
@@ -642,14 +642,7 @@ func TestFailingAWSGivesAClassifiedError(t *testing.T) {
 		retryable bool
 	}{
 		"nothing listens on the port": {
-			endpoint: func(t *testing.T) string {
-				l, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Close()
-				return "http://" + l.Addr().String()
-			},
+			endpoint:  func(t *testing.T) string { return "http://" + testenv.ClosedAddr(t) },
 			retryable: true,
 		},
 		"AWS answers 500": {
@@ -703,12 +696,10 @@ func TestFailingAWSGivesAClassifiedError(t *testing.T) {
 			in := instance(t)
 			in.HeldAccessKeyID = "AKIAHELD000000000000"
 
-			start := time.Now()
+			// A hanging system must end in a deadline error (checked below), never in a wait
+			// for the hook's whole budget; no wall-clock time is asserted.
 			_, ensureErr := p.Ensure(context.Background(), in)
 			_, finalizeErr := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete)
-			if took := time.Since(start); took > 3*time.Second {
-				t.Errorf("took %v; the call deadline is 300ms", took)
-			}
 			for op, err := range map[string]error{"Ensure": ensureErr, "Finalize": finalizeErr} {
 				t.Logf("%s: %v", op, err)
 				var xerr *external.Error

@@ -379,18 +379,6 @@ func TestARecreatedParentFindsItsRetainedDatabase(t *testing.T) {
 	}
 }
 
-// closedPort is a loopback address where nothing listens.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // silentServer accepts connections and never answers, like a server that hangs.
 func silentServer(t *testing.T) string {
 	t.Helper()
@@ -428,7 +416,7 @@ func TestUnreachableServerGivesAClassifiedError(t *testing.T) {
 		addr     func(t *testing.T) string
 		deadline bool
 	}{
-		"nothing listens on the port":  {addr: closedPort},
+		"nothing listens on the port":  {addr: func(t *testing.T) string { return testenv.ClosedAddr(t) }},
 		"the server accepts and hangs": {addr: silentServer, deadline: true},
 	}
 	for name, tc := range tests {
@@ -441,12 +429,10 @@ func TestUnreachableServerGivesAClassifiedError(t *testing.T) {
 			defer p.Close()
 			in := instance(t)
 
-			start := time.Now()
+			// A hanging system must end in a deadline error (checked below), never in a wait
+			// for the hook's whole budget; no wall-clock time is asserted.
 			_, ensureErr := p.Ensure(context.Background(), in)
 			_, finalizeErr := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete)
-			if took := time.Since(start); took > 3*time.Second {
-				t.Errorf("took %v; the call deadline is 300ms", took)
-			}
 			for op, err := range map[string]error{"Ensure": ensureErr, "Finalize": finalizeErr} {
 				t.Logf("%s: %v", op, err)
 				var xerr *external.Error

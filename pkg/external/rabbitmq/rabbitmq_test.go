@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -419,14 +418,7 @@ func TestUnreachableManagementAPIGivesAClassifiedError(t *testing.T) {
 		retryable bool
 	}{
 		"nothing listens on the port": {
-			endpoint: func(t *testing.T) string {
-				l, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Close()
-				return "http://" + l.Addr().String()
-			},
+			endpoint:  func(t *testing.T) string { return "http://" + testenv.ClosedAddr(t) },
 			retryable: true,
 		},
 		"the API answers 500": {
@@ -470,12 +462,10 @@ func TestUnreachableManagementAPIGivesAClassifiedError(t *testing.T) {
 			}
 			in := instance(t)
 
-			start := time.Now()
+			// A hanging system must end in a deadline error (checked below), never in a wait
+			// for the hook's whole budget; no wall-clock time is asserted.
 			_, ensureErr := p.Ensure(context.Background(), in)
 			_, finalizeErr := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete)
-			if took := time.Since(start); took > 3*time.Second {
-				t.Errorf("took %v; the call deadline is 300ms", took)
-			}
 			for op, err := range map[string]error{"Ensure": ensureErr, "Finalize": finalizeErr} {
 				t.Logf("%s: %v", op, err)
 				var xerr *external.Error
