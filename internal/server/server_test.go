@@ -73,7 +73,7 @@ func withFinalizer(f finalize.Finalizer) option {
 }
 
 // testServer is a server with the test credential key and a fixed clock.
-func testServer(t *testing.T, opts ...option) (*Server, *logs) {
+func testServer(t testing.TB, opts ...option) (*Server, *logs) {
 	t.Helper()
 	cfg := Config{Listen: "127.0.0.1:0", MaxBodyBytes: 8 << 20, ShutdownTimeout: time.Minute}
 	var fin finalize.Finalizer
