@@ -21,6 +21,10 @@ fi
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+echo "== build: the static binary the Dockerfile builds (no Docker engine runs here)" >&2
+bin=$(hack/build.sh)
+"$bin" --help >/dev/null 2>&1 || { echo "the built binary does not answer --help" >&2; exit 1; }
+
 echo "== test services" >&2
 KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)
 export KUBEBUILDER_ASSETS

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +171,59 @@ func TestNoImageAnywhereIsAnErrorThatKeepsTheChildren(t *testing.T) {
 	if len(resp.Children) != len(c.Names()) {
 		t.Errorf("kept %d of %d children", len(resp.Children), len(c.Names()))
 	}
+}
+
+// TestStaleViewsAgreeOnPasswords: two hook replicas answer the same stale request (the config
+// Secret not yet observed, the externals' record lost), at different times. Both write the same
+// passwords into the config, and those are the passwords the providers set: derivation leaves no
+// interleaving in which the Secret and RabbitMQ or Postgres disagree.
+func TestStaleViewsAgreeOnPasswords(t *testing.T) {
+	outside := goldenOutside["externals-created"]
+	c := sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+		s.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
+	})))
+	converged(t, c, outside)
+	stale := c.Request()
+	delete(stale.Children[GroupSecret], "summon-qa/car1-qa-config")
+
+	configOf := func(at time.Time) (string, providerPasswords) {
+		env := testEnv(at)
+		env.Outside = outside
+		plan := PlanEnsure(stale, env)
+		resp := Sync(stale, env)
+		for _, obj := range resp.Children {
+			if nameOf(obj) == "car1-qa-config" {
+				data := obj["data"].(map[string]any)
+				return data["summon-platform.yml"].(string), providerPasswords{plan.Instance.DatabasePassword, plan.Instance.RabbitPassword}
+			}
+		}
+		t.Fatal("no config Secret in the answer")
+		return "", providerPasswords{}
+	}
+	first, set1 := configOf(c.Clock)
+	second, set2 := configOf(c.Clock.Add(time.Hour))
+	if first != second {
+		t.Fatal("two replicas wrote different config files for the same instance")
+	}
+	if set1 != set2 {
+		t.Fatal("two replicas would set different passwords in Postgres or RabbitMQ")
+	}
+	file := decodeBase64(t, first)
+	for _, pw := range []string{set1.database, set1.rabbit} {
+		if pw == "" || !strings.Contains(file, pw) {
+			t.Errorf("the config file does not hold the password the providers set")
+		}
+	}
+}
+
+// providerPasswords are the passwords the providers would set.
+type providerPasswords struct{ database, rabbit string }
+
+func decodeBase64(t *testing.T, s string) string {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
