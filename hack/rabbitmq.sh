@@ -179,7 +179,7 @@ EOF
 # private port it can only be ours.
 epmd_listener() {
 	command -v ss >/dev/null 2>&1 || return 0
-	ss -ltnpH "sport = :$EPMD_PORT" 2>/dev/null | grep -o 'epmd",pid=[0-9]*' | head -n1 | cut -d= -f2
+	ss -ltnpH "sport = :$EPMD_PORT" 2>/dev/null | grep -o 'epmd",pid=[0-9]*' | head -n1 | cut -d= -f2 || true
 }
 
 start_epmd() {

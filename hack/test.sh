@@ -28,8 +28,13 @@ bin=$(hack/build.sh)
 echo "== test services" >&2
 KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)
 export KUBEBUILDER_ASSETS
-eval "export $(hack/postgres.sh start)"; started+=(postgres)
-eval "export $(hack/rabbitmq.sh start)"; started+=(rabbitmq)
+# Each start prints one NAME=value line; a start that fails must stop the run, not export nothing.
+for service in postgres rabbitmq; do
+  started+=("$service")
+  line=$(hack/"$service".sh start) || { echo "starting $service failed" >&2; exit 1; }
+  [[ "$line" == SUMMON_TEST_*=* ]] || { echo "hack/$service.sh start printed no environment line" >&2; exit 1; }
+  export "${line?}"
+done
 
 # Integration tests skip when their service is missing on a developer's plain `go test ./...`;
 # here a skip is a failure.
