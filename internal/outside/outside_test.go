@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,30 +34,8 @@ import (
 	"github.com/forklift-dev/summon/pkg/platform"
 )
 
-// calls counts the calls that reach each real system: HTTP requests to the AWS emulator and to
-// RabbitMQ's management API (through a counting proxy), statements sent to PostgreSQL.
-type calls struct {
-	mu sync.Mutex
-	n  map[string]int
-}
-
-func (c *calls) add(system string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.n[system]++
-}
-
-// take returns the counts since the last take.
-func (c *calls) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.n
-	c.n = map[string]int{}
-	return out
-}
-
 // countingProxy forwards to target and counts every request.
-func countingProxy(t *testing.T, target, system string, c *calls) string {
+func countingProxy(t *testing.T, target, system string, c *testenv.Calls) string {
 	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
@@ -66,7 +43,7 @@ func countingProxy(t *testing.T, target, system string, c *calls) string {
 	}
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: u.Scheme, Host: u.Host})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c.add(system)
+		c.Add(system)
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -78,23 +55,23 @@ func countingProxy(t *testing.T, target, system string, c *calls) string {
 // countingDB counts the statements the PostgreSQL provider sends.
 type countingDB struct {
 	postgres.DB
-	c *calls
+	c *testenv.Calls
 }
 
 func (d countingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	d.c.add("PostgreSQL")
+	d.c.Add("PostgreSQL")
 	return d.DB.Exec(ctx, sql, args...)
 }
 
 func (d countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	d.c.add("PostgreSQL")
+	d.c.Add("PostgreSQL")
 	return d.DB.QueryRow(ctx, sql, args...)
 }
 
 // world is the three real systems and the hook's view of them.
 type world struct {
 	systems *Systems
-	calls   *calls
+	calls   *testenv.Calls
 	s3      *s3.Client
 	iam     *iam.Client
 	rabbit  *rabbithole.Client
@@ -109,7 +86,7 @@ func newWorld(t *testing.T) *world {
 	emulator := kumo.NewServer()
 	t.Cleanup(emulator.Close)
 
-	w := &world{calls: &calls{n: map[string]int{}}, awsURL: emulator.URL}
+	w := &world{calls: &testenv.Calls{}, awsURL: emulator.URL}
 	ctx := context.Background()
 	awsCfg := aws.Config{Region: "us-east-1", Endpoint: countingProxy(t, emulator.URL, "AWS", w.calls), UsePathStyle: true,
 		AccessKeyID: "AKIDSUMMONTEST", SecretAccessKey: "summon-test-secret", CallTimeout: 2 * time.Second}
@@ -221,7 +198,7 @@ func TestLifecycleAgainstRealSystems(t *testing.T) {
 			t.Cleanup(func() { w.forceDelete(c) })
 
 			w.install(t, c)
-			t.Logf("fresh install: %v", w.calls.take())
+			t.Logf("fresh install: %v", w.calls.Take())
 			if st := c.Parent.Status; st.External == nil || st.External.Bucket != names.Bucket {
 				t.Errorf("status.external = %+v, want the bucket %s named", st.External, names.Bucket)
 			}
@@ -229,18 +206,18 @@ func TestLifecycleAgainstRealSystems(t *testing.T) {
 			for range 100 {
 				w.sync(c)
 			}
-			if got := w.calls.take(); len(got) != 0 {
+			if got := w.calls.Take(); len(got) != 0 {
 				t.Errorf("100 steady syncs called out: %v", got)
 			}
 
 			c.EditSpec(func(s *v1beta1.Spec) { s.Version = "v2" })
 			w.install(t, c)
-			t.Logf("version bump: %v", w.calls.take())
+			t.Logf("version bump: %v", w.calls.Take())
 
 			var resp *metacontroller.SyncResponse
 			for i := range 3 {
 				resp = w.finalize(c)
-				t.Logf("finalize call %d: finalized=%v %v", i+1, resp.Finalized, w.calls.take())
+				t.Logf("finalize call %d: finalized=%v %v", i+1, resp.Finalized, w.calls.Take())
 				if !resp.Finalized {
 					t.Fatalf("finalize call %d did not finish: %s", i+1, c.Parent.Status.Message)
 				}

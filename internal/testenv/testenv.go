@@ -7,6 +7,7 @@ package testenv
 import (
 	"net"
 	"os"
+	"sync"
 	"testing"
 )
 
@@ -73,4 +74,33 @@ func ClosedAddr(t testing.TB) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// Calls counts the calls a test sees reach a real system, by name; safe for concurrent use. The
+// zero value is ready.
+type Calls struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// Add counts one call.
+func (c *Calls) Add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[name]++
+}
+
+// Take returns the counts since the last Take (an empty map when there were none).
+func (c *Calls) Take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.n
+	if out == nil {
+		out = map[string]int{}
+	}
+	c.n = nil
+	return out
 }

@@ -29,7 +29,7 @@ func BeatStatefulSet(p Platform, r Release, replicas int32) *appsv1.StatefulSet 
 	}
 	state := corev1.Volume{Name: "beat-state", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	return &appsv1.StatefulSet{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+		TypeMeta:   typeMeta("apps/v1", "StatefulSet"),
 		ObjectMeta: objectMeta(p, p.Names.Of(CeleryBeat), VersionedLabels(p.Name, CeleryBeat, r.Version)),
 		Spec: appsv1.StatefulSetSpec{
 			Replicas:             &replicas,

@@ -7,7 +7,6 @@ import (
 	"maps"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -56,7 +55,7 @@ func ConfigHash(file []byte) string {
 // into data, so Metacontroller would see a difference on every sync.
 func AppConfigSecret(p Platform, file []byte) *corev1.Secret {
 	return &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		TypeMeta:   typeMeta("v1", "Secret"),
 		ObjectMeta: objectMeta(p, p.Names.Config(), Labels(p.Name, AppConfig)),
 		Type:       corev1.SecretTypeOpaque,
 		Data:       map[string][]byte{ConfigFileName: file},

@@ -18,7 +18,7 @@ func appDeployment(p Platform, c Component, r Release, replicas *int32, tpl core
 	maxSurge := intstr.FromString("25%")
 	maxUnavailable := intstr.FromInt32(0)
 	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: objectMeta(p, p.Names.Of(c), VersionedLabels(p.Name, c, r.Version)),
 		Spec: appsv1.DeploymentSpec{
 			Replicas: replicas,

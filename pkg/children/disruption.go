@@ -16,7 +16,7 @@ func PodDisruptionBudget(p Platform, c Component) *policyv1.PodDisruptionBudget 
 	}
 	one := intstr.FromInt32(1)
 	return &policyv1.PodDisruptionBudget{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+		TypeMeta:   typeMeta("policy/v1", "PodDisruptionBudget"),
 		ObjectMeta: objectMeta(p, p.Names.Of(c), Labels(p.Name, c)),
 		Spec: policyv1.PodDisruptionBudgetSpec{
 			MaxUnavailable: &one,
@@ -52,7 +52,7 @@ func HorizontalPodAutoscaler(p Platform, c Component) *autoscalingv2.HorizontalP
 		return nil
 	}
 	return &autoscalingv2.HorizontalPodAutoscaler{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "autoscaling/v2", Kind: "HorizontalPodAutoscaler"},
+		TypeMeta:   typeMeta("autoscaling/v2", "HorizontalPodAutoscaler"),
 		ObjectMeta: objectMeta(p, p.Names.Of(c), Labels(p.Name, c)),
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: p.Names.Of(c)},

@@ -4,7 +4,6 @@ import (
 	"maps"
 
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Ingress routes the instance's hosts: / to web, the websocket path to Daphne, /static to the
@@ -36,7 +35,7 @@ func Ingress(p Platform) *networkingv1.Ingress {
 		meta.Annotations = maps.Clone(s.Ingress.Annotations)
 	}
 	ing := &networkingv1.Ingress{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
+		TypeMeta:   typeMeta("networking.k8s.io/v1", "Ingress"),
 		ObjectMeta: meta,
 		Spec: networkingv1.IngressSpec{
 			TLS:   []networkingv1.IngressTLS{{Hosts: hosts, SecretName: tlsSecret}},

@@ -2,7 +2,6 @@ package children
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -12,7 +11,7 @@ var ServingComponents = []Component{Web, Daphne, Static}
 // ServiceFor is the ClusterIP Service in front of a serving component.
 func ServiceFor(p Platform, c Component) *corev1.Service {
 	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		TypeMeta:   typeMeta("v1", "Service"),
 		ObjectMeta: objectMeta(p, p.Names.Of(c), Labels(p.Name, c)),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
@@ -30,7 +29,7 @@ func ServiceFor(p Platform, c Component) *corev1.Service {
 // BeatService is the headless Service that a StatefulSet must name; beat serves nothing.
 func BeatService(p Platform) *corev1.Service {
 	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		TypeMeta:   typeMeta("v1", "Service"),
 		ObjectMeta: objectMeta(p, p.Names.Of(CeleryBeat), Labels(p.Name, CeleryBeat)),
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone,

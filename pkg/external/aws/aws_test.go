@@ -31,25 +31,14 @@ import (
 // counter counts the calls that reach the real clients, by service and operation, and keeps the
 // policy documents sent.
 type counter struct {
+	testenv.Calls
 	mu        sync.Mutex
-	calls     map[string]int
 	documents []string
 }
 
-func (c *counter) count(op string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls[op]++
-}
+func (c *counter) count(op string) { c.Add(op) }
 
-// take returns the counts so far and starts again.
-func (c *counter) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got := c.calls
-	c.calls = map[string]int{}
-	return got
-}
+func (c *counter) take() map[string]int { return c.Take() }
 
 type countingS3 struct {
 	S3API
@@ -198,7 +187,7 @@ func newEmulator(t *testing.T) emulator {
 // provider wraps the real clients in counters.
 func (e emulator) provider(t *testing.T) (*Provider, *counter) {
 	t.Helper()
-	c := &counter{calls: map[string]int{}}
+	c := &counter{}
 	inner, err := NewClients(context.Background(), e.cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -24,16 +24,14 @@ import (
 
 // countingDB counts the statements sent to the real server, by their first two words.
 type countingDB struct {
-	db    DB
-	mu    sync.Mutex
-	calls map[string]int
+	testenv.Calls
+	db DB
 }
 
+// record counts a statement by its first two words ("CREATE ROLE", "SELECT rolcanlogin,").
 func (c *countingDB) record(sql string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	words := strings.Fields(sql)
-	c.calls[strings.Join(words[:min(2, len(words))], " ")]++
+	c.Add(strings.Join(words[:min(2, len(words))], " "))
 }
 
 func (c *countingDB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
@@ -46,14 +44,7 @@ func (c *countingDB) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 	return c.db.QueryRow(ctx, sql, args...)
 }
 
-// take returns the counts so far and starts again.
-func (c *countingDB) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got := c.calls
-	c.calls = map[string]int{}
-	return got
-}
+func (c *countingDB) take() map[string]int { return c.Take() }
 
 // admin is a superuser connection for looking at what the provider did.
 func admin(t *testing.T, dsn string) *pgx.Conn {
@@ -73,7 +64,7 @@ func newProvider(t *testing.T, dsn string) (*Provider, *countingDB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(inner.Close)
-	counting := &countingDB{db: inner.pool, calls: map[string]int{}}
+	counting := &countingDB{db: inner.pool}
 	p, err := NewWithDB(counting, Config{AdminDSN: dsn})
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +23,13 @@ import (
 
 // countingAPI counts the calls that reach the real management API, by method.
 type countingAPI struct {
-	api   ManagementAPI
-	mu    sync.Mutex
-	calls map[string]int
+	testenv.Calls
+	api ManagementAPI
 }
 
-func (c *countingAPI) count(method string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.calls[method]++
-}
+func (c *countingAPI) count(method string) { c.Add(method) }
 
-// take returns the counts so far and starts again.
-func (c *countingAPI) take() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	got := c.calls
-	c.calls = map[string]int{}
-	return got
-}
+func (c *countingAPI) take() map[string]int { return c.Take() }
 
 func (c *countingAPI) GetVhost(ctx context.Context, vhost string) (*rabbithole.VhostInfo, error) {
 	c.count("GetVhost")
@@ -100,7 +87,7 @@ func newProvider(t *testing.T, cfg Config) (*Provider, *countingAPI) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	counting := &countingAPI{api: inner, calls: map[string]int{}}
+	counting := &countingAPI{api: inner}
 	p, err := NewWithAPI(counting, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -383,7 +370,7 @@ func TestBadNamesAreRefusedBeforeAnyCall(t *testing.T) {
 	}
 	for name, damage := range tests {
 		t.Run(name, func(t *testing.T) {
-			counting := &countingAPI{calls: map[string]int{}} // no real API: any call panics
+			counting := &countingAPI{} // no real API: any call panics
 			p, err := NewWithAPI(counting, Config{ManagementURL: "http://127.0.0.1:15672"})
 			if err != nil {
 				t.Fatal(err)
