@@ -5,10 +5,15 @@
 package testenv
 
 import (
+	"context"
+	"errors"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/forklift-dev/summon/pkg/external"
 )
 
 // Postgres returns the superuser DSN of the test PostgreSQL server.
@@ -103,4 +108,27 @@ func (c *Calls) Take() map[string]int {
 	}
 	c.n = nil
 	return out
+}
+
+// ExpectFailure checks what a provider answers when its system fails: a classified
+// *external.Error of the system (a prefix: "AWS" matches "AWS S3"), as retryable as said, a deadline
+// error when deadline is set, and a message that holds none of secrets.
+func ExpectFailure(t testing.TB, op string, err error, system string, retryable, deadline bool, secrets ...string) {
+	t.Helper()
+	t.Logf("%s: %v", op, err)
+	var xerr *external.Error
+	if !errors.As(err, &xerr) {
+		t.Fatalf("%s: want an *external.Error, got %T: %v", op, err, err)
+	}
+	if !strings.HasPrefix(xerr.System, system) || xerr.Retryable != retryable {
+		t.Errorf("%s: classified as %q retryable=%v, want %s retryable=%v: %v", op, xerr.System, xerr.Retryable, system, retryable, err)
+	}
+	if deadline && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("%s: want a deadline error, got %v", op, err)
+	}
+	for _, secret := range secrets {
+		if secret != "" && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: error message holds a secret: %v", op, err)
+		}
+	}
 }

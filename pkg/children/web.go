@@ -1,8 +1,6 @@
 package children
 
 import (
-	"fmt"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -58,6 +56,3 @@ func withThresholds(pr *corev1.Probe, period, failures int32) *corev1.Probe {
 	pr.FailureThreshold = failures
 	return pr
 }
-
-// String makes a Release readable in test failures.
-func (r Release) String() string { return fmt.Sprintf("%s (config %s)", r.Version, r.ConfigHash) }

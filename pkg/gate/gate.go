@@ -38,9 +38,9 @@ type MigrationInput struct {
 	MigratedVersion string
 	// Jobs are the observed migration Jobs.
 	Jobs []MigrationJob
-	// Prepared says everything a migration needs exists: the app config Secret is observed (and the
-	// external resources are ready).
-	Prepared bool
+	// Waiting names what a migration still needs before it may start (the app config Secret, the
+	// external resources), in words for the status; empty when everything exists.
+	Waiting string
 	// Running is the version each app component's workload runs, as observed; a component
 	// without a workload is absent.
 	Running map[string]string
@@ -112,9 +112,9 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 		d.Stage = StageMigrating
 		d.KeepJobs = append(d.KeepJobs, current.Name)
 		d.Message = fmt.Sprintf("running the migrations of version %s (Job %s)", in.Version, current.Name)
-	case !in.Prepared:
+	case in.Waiting != "":
 		d.Stage = StagePreparing
-		d.Message = "waiting for the app config Secret (and the external resources) before migrating"
+		d.Message = "waiting for " + in.Waiting + " before migrating"
 	case len(d.KeepJobs) > 0:
 		d.Stage = StageMigrating
 		d.Message = fmt.Sprintf("waiting for the earlier migration Job %s to finish before migrating version %s",

@@ -23,54 +23,54 @@ func TestMigrationGate(t *testing.T) {
 		want MigrationDecision
 	}{
 		"a fresh install waits for its config before migrating": {
-			in:   MigrationInput{Version: "v1", Components: components},
+			in:   MigrationInput{Version: "v1", Waiting: "the app config Secret", Components: components},
 			want: MigrationDecision{Stage: StagePreparing, Targets: map[string]string{}},
 		},
 		"a fresh install with its config starts the first migration and runs no workload": {
-			in:   MigrationInput{Version: "v1", Prepared: true, Components: components},
+			in:   MigrationInput{Version: "v1", Components: components},
 			want: MigrationDecision{Stage: StageMigrating, CreateJob: true, Targets: map[string]string{}},
 		},
 		"a running migration keeps its Job and no workload runs yet": {
-			in:   MigrationInput{Version: "v1", Prepared: true, Components: components, Jobs: []MigrationJob{job("m1", "v1", 0, JobActive)}},
+			in:   MigrationInput{Version: "v1", Components: components, Jobs: []MigrationJob{job("m1", "v1", 0, JobActive)}},
 			want: MigrationDecision{Stage: StageMigrating, KeepJobs: []string{"m1"}, Targets: map[string]string{}},
 		},
 		"a succeeded Job records the version and moves every workload in the same decision": {
-			in: MigrationInput{Version: "v1", Prepared: true, Components: components, Jobs: []MigrationJob{job("m1", "v1", 0, JobSucceeded)}},
+			in: MigrationInput{Version: "v1", Components: components, Jobs: []MigrationJob{job("m1", "v1", 0, JobSucceeded)}},
 			want: MigrationDecision{Stage: StageMigrated, MigratedVersion: "v1", KeepJobs: []string{"m1"},
 				Targets: map[string]string{"web": "v1", "celeryd": "v1", "celerybeat": "v1"}},
 		},
 		"the succeeded Job is dropped once migratedVersion has come back": {
-			in: MigrationInput{Version: "v1", MigratedVersion: "v1", Prepared: true, Components: components, Running: running("v1"),
+			in: MigrationInput{Version: "v1", MigratedVersion: "v1", Components: components, Running: running("v1"),
 				Jobs: []MigrationJob{job("m1", "v1", 0, JobSucceeded)}},
 			want: MigrationDecision{Stage: StageMigrated, MigratedVersion: "v1", Targets: running("v1")},
 		},
 		"a new version keeps every workload on the version it runs": {
-			in:   MigrationInput{Version: "v2", MigratedVersion: "v1", Prepared: true, Components: components, Running: running("v1")},
+			in:   MigrationInput{Version: "v2", MigratedVersion: "v1", Components: components, Running: running("v1")},
 			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v1", CreateJob: true, Targets: running("v1")},
 		},
 		"a failed migration keeps its Job and the old version, and is not retried": {
-			in: MigrationInput{Version: "v2", MigratedVersion: "v1", Prepared: true, Components: components, Running: running("v1"),
+			in: MigrationInput{Version: "v2", MigratedVersion: "v1", Components: components, Running: running("v1"),
 				Jobs: []MigrationJob{job("m2", "v2", 0, JobFailed)}},
 			want: MigrationDecision{Stage: StageFailed, MigratedVersion: "v1", KeepJobs: []string{"m2"}, Targets: running("v1")},
 		},
 		"a new attempt after a failure drops the failed Job and starts a fresh one": {
-			in: MigrationInput{Version: "v2", Attempt: 1, MigratedVersion: "v1", Prepared: true, Components: components, Running: running("v1"),
+			in: MigrationInput{Version: "v2", Attempt: 1, MigratedVersion: "v1", Components: components, Running: running("v1"),
 				Jobs: []MigrationJob{job("m2", "v2", 0, JobFailed)}},
 			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v1", CreateJob: true, Targets: running("v1")},
 		},
 		"a new version waits while an older migration still runs": {
-			in: MigrationInput{Version: "v3", MigratedVersion: "v1", Prepared: true, Components: components, Running: running("v1"),
+			in: MigrationInput{Version: "v3", MigratedVersion: "v1", Components: components, Running: running("v1"),
 				Jobs: []MigrationJob{job("m2", "v2", 0, JobActive)}},
 			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v1", KeepJobs: []string{"m2"}, Targets: running("v1")},
 		},
 		"a workload that went missing comes back on the last migrated version": {
-			in: MigrationInput{Version: "v2", MigratedVersion: "v1", Prepared: true, Components: components,
+			in: MigrationInput{Version: "v2", MigratedVersion: "v1", Components: components,
 				Running: map[string]string{"web": "v1"}, Jobs: []MigrationJob{job("m2", "v2", 0, JobActive)}},
 			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v1", KeepJobs: []string{"m2"},
 				Targets: map[string]string{"web": "v1", "celeryd": "v1", "celerybeat": "v1"}},
 		},
 		"going back to an earlier version migrates it again before any pod moves back": {
-			in:   MigrationInput{Version: "v1", MigratedVersion: "v2", Prepared: true, Components: components, Running: running("v2")},
+			in:   MigrationInput{Version: "v1", MigratedVersion: "v2", Components: components, Running: running("v2")},
 			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v2", CreateJob: true, Targets: running("v2")},
 		},
 	}

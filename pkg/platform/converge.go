@@ -11,7 +11,6 @@ import (
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"
-	"github.com/forklift-dev/summon/pkg/external"
 	"github.com/forklift-dev/summon/pkg/gate"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -48,7 +47,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		Attempt:         spec.Migrations.Attempt,
 		MigratedVersion: par.status.MigratedVersion,
 		Jobs:            seen.jobs,
-		Prepared:        seen.configSeen && externalsReady(par, env.Outside),
+		Waiting:         waitingFor(seen.configSeen, externalsReady(par, env.Outside)),
 		Running:         seen.runningVersions(),
 		Components:      componentNames(),
 	})
@@ -154,6 +153,18 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	return &metacontroller.SyncResponse{Status: st, Children: capBeats(out)}
 }
 
+// waitingFor names what a migration still needs, for the gate's message.
+func waitingFor(configSeen, externalsReady bool) string {
+	var missing []string
+	if !configSeen {
+		missing = append(missing, "the app config Secret")
+	}
+	if !externalsReady {
+		missing = append(missing, "the external resources")
+	}
+	return strings.Join(missing, " and ")
+}
+
 func componentNames() []string {
 	out := make([]string, len(children.AppComponents))
 	for i, c := range children.AppComponents {
@@ -212,7 +223,7 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		if !env.Credentials.Ready() {
 			return nil, fmt.Errorf("spec.database.shared needs a generated password, but the hook has no credential master key: start it with --credential-key-file")
 		}
-		names := external.NamesFor("", p.Namespace, p.Name)
+		names := env.Outside.ExternalNames(p.Namespace, p.Name)
 		u := url.URL{
 			Scheme:   "postgres",
 			User:     url.UserPassword(names.DatabaseRole, env.Credentials.Derive(uid, credentials.DatabasePassword)),

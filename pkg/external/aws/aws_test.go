@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -690,20 +689,7 @@ func TestFailingAWSGivesAClassifiedError(t *testing.T) {
 			_, ensureErr := p.Ensure(context.Background(), in)
 			_, finalizeErr := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete)
 			for op, err := range map[string]error{"Ensure": ensureErr, "Finalize": finalizeErr} {
-				t.Logf("%s: %v", op, err)
-				var xerr *external.Error
-				if !errors.As(err, &xerr) {
-					t.Fatalf("%s: want an *external.Error, got %T: %v", op, err, err)
-				}
-				if !strings.HasPrefix(xerr.System, "AWS") || xerr.Retryable != tc.retryable {
-					t.Errorf("%s: classified as %q retryable=%v, want AWS retryable=%v: %v", op, xerr.System, xerr.Retryable, tc.retryable, err)
-				}
-				if tc.deadline && !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("%s: want a deadline error, got %v", op, err)
-				}
-				if strings.Contains(err.Error(), adminSecret) {
-					t.Errorf("%s: error message holds a secret: %v", op, err)
-				}
+				testenv.ExpectFailure(t, op, err, "AWS", tc.retryable, tc.deadline, adminSecret)
 			}
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -425,22 +424,7 @@ func TestUnreachableServerGivesAClassifiedError(t *testing.T) {
 			_, ensureErr := p.Ensure(context.Background(), in)
 			_, finalizeErr := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete)
 			for op, err := range map[string]error{"Ensure": ensureErr, "Finalize": finalizeErr} {
-				t.Logf("%s: %v", op, err)
-				var xerr *external.Error
-				if !errors.As(err, &xerr) {
-					t.Fatalf("%s: want an *external.Error, got %T: %v", op, err, err)
-				}
-				if xerr.System != "PostgreSQL" || !xerr.Retryable {
-					t.Errorf("%s: classified as %q retryable=%v, want PostgreSQL retryable", op, xerr.System, xerr.Retryable)
-				}
-				if tc.deadline && !errors.Is(err, context.DeadlineExceeded) {
-					t.Errorf("%s: want a deadline error, got %v", op, err)
-				}
-				for _, secret := range []string{adminPassword, in.DatabasePassword} {
-					if strings.Contains(err.Error(), secret) {
-						t.Errorf("%s: error message holds a secret: %v", op, err)
-					}
-				}
+				testenv.ExpectFailure(t, op, err, "PostgreSQL", true, tc.deadline, adminPassword, in.DatabasePassword)
 			}
 		})
 	}
