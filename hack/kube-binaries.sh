@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd and kubectl from their Go modules (pinned in
-# hack/kubetools/go.mod) into .cache/kube/v<version>/ for envtest, unless they
-# are already there. Needs only Go and the Go module proxy.
+# Builds kube-apiserver, etcd, kubectl, kube-controller-manager and kube-scheduler from their Go
+# modules (pinned in hack/kubetools/go.mod) for envtest and the real-controller test cluster,
+# unless they are already there. Needs only Go and the Go module proxy.
+#
+# They are cached outside the clone, in ${XDG_CACHE_HOME:-$HOME/.cache}/summon/kube/<version>-<stamp>/,
+# keyed by the pins and the build flags: a fresh clone (as in CI) finds them there instead of
+# spending most of CI's time rebuilding them. SUMMON_CACHE_DIR moves the whole cache.
 #
 # Logs go to stderr; the last line on stdout is the binaries' directory, so:
 #   export KUBEBUILDER_ASSETS="$(hack/kube-binaries.sh)"
@@ -24,21 +28,16 @@ fi
 major="${BASH_REMATCH[1]}"
 minor="${BASH_REMATCH[2]}"
 
-out="$root/.cache/kube/$version"
-mkdir -p "$out"
-
-# Serialise concurrent runs (e.g. two test packages asking at once).
-if command -v flock >/dev/null 2>&1; then
-	exec 9>"$out/.lock"
-	flock 9
-fi
 
 # binary name -> main package
 declare -A pkgs=(
 	[kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
 	[etcd]=go.etcd.io/etcd/server/v3
 	[kubectl]=k8s.io/kubernetes/cmd/kubectl
+	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 )
+bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler)
 
 # Same stamping as Kubernetes' hack/lib/version.sh, so that version checks
 # (kubectl version, the API server's emulation version) see a real release
@@ -48,16 +47,21 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
 
-# A change to the pins (go.mod/go.sum) or to the build flags invalidates the
-# binaries already built.
-stamp="$( (cat "$tools_dir/go.mod" "$tools_dir/go.sum"; for b in kube-apiserver etcd kubectl; do echo "$b=${pkgs[$b]}"; done; echo "$ldflags") | sha256sum | cut -d' ' -f1)"
-if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" != "$stamp" ]]; then
-	log "pins changed since the last build; rebuilding in $out"
-	rm -f "$out/kube-apiserver" "$out/etcd" "$out/kubectl" "$out/.stamp"
+# The pins (go.mod/go.sum), the packages, the build flags and the Go version name the build; a
+# change to any of them builds into a new directory, and the old one is left for `rm -rf`.
+stamp="$( (cat "$tools_dir/go.mod" "$tools_dir/go.sum"; for b in "${bins[@]}"; do echo "$b=${pkgs[$b]}"; done; echo "$ldflags"; go env GOVERSION) | sha256sum | cut -c1-12)"
+cache="${SUMMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/summon}"
+out="$cache/kube/$version-$stamp"
+mkdir -p "$out"
+
+# Serialise concurrent runs (e.g. two test packages asking at once).
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$out/.lock"
+	flock 9
 fi
 
 missing=()
-for bin in kube-apiserver etcd kubectl; do
+for bin in "${bins[@]}"; do
 	[[ -x "$out/$bin" ]] || missing+=("$bin")
 done
 
@@ -77,9 +81,8 @@ if ((${#missing[@]} > 0)); then
 		mv -f "$tmp" "$out/$bin"
 		log "built $bin in $((SECONDS - start))s"
 	done
-	printf '%s\n' "$stamp" >"$out/.stamp"
 else
-	log "kube-apiserver, etcd and kubectl $version already in $out"
+	log "${bins[*]} $version already in $out"
 fi
 
 printf '%s\n' "$out"

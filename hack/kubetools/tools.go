@@ -5,7 +5,9 @@
 package kubetools
 
 import (
-	_ "go.etcd.io/etcd/server/v3"            // etcd
-	_ "k8s.io/kubernetes/cmd/kube-apiserver" // kube-apiserver
-	_ "k8s.io/kubernetes/cmd/kubectl"        // kubectl
+	_ "go.etcd.io/etcd/server/v3"                     // etcd
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"          // kube-apiserver
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager" // kube-controller-manager
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"          // kube-scheduler
+	_ "k8s.io/kubernetes/cmd/kubectl"                 // kubectl
 )
