@@ -20,17 +20,18 @@ import (
 // addresses the app uses to reach them, and what this sync's calls (if any) came to. The calls
 // themselves happen in the hook handlers; the core only reads their outcome.
 type Outside struct {
-	AWS      bool
-	RabbitMQ bool
-	Postgres bool
+	AWS      bool `json:"aws,omitempty"`
+	RabbitMQ bool `json:"rabbitmq,omitempty"`
+	Postgres bool `json:"postgres,omitempty"`
 	// BucketPrefix makes bucket names unique to one organisation.
-	BucketPrefix string
+	BucketPrefix string `json:"bucketPrefix,omitempty"`
 	// AWSRegion is written into the app's settings.
-	AWSRegion string
+	AWSRegion string `json:"awsRegion,omitempty"`
 	// RabbitAMQPAddr is the host:port the app's Celery and Channels connect to.
-	RabbitAMQPAddr string
-	// Ensured is the outcome of this sync's calls; nil when the hook made none.
-	Ensured *Ensured
+	RabbitAMQPAddr string `json:"rabbitAMQPAddress,omitempty"`
+	// Ensured is the outcome of this sync's calls; nil when the hook made none. It is never part
+	// of a HookProfile.
+	Ensured *Ensured `json:"-"`
 }
 
 // Ensured is the outcome of one round of ensure calls.

@@ -8,7 +8,7 @@ import (
 // HookDefaults are the defaults that come from the hook's configuration rather than the API.
 type HookDefaults struct {
 	// Image is the repository used when spec.image is empty.
-	Image string
+	Image string `json:"image,omitempty"`
 }
 
 // Defaulted returns a copy of the spec with every default filled in. It never changes the input:
