@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"regexp"
 	"strings"
@@ -31,6 +33,27 @@ type Config struct {
 	MaxBodyBytes int64
 	// ShutdownTimeout bounds how long in-flight hook calls may take to finish on SIGTERM.
 	ShutdownTimeout time.Duration
+	// OpsListen, when set, serves /healthz, /readyz, /metrics and /config on an address of their
+	// own, so that a NetworkPolicy can admit only Metacontroller to the hooks while the kubelet,
+	// Prometheus and the API server's service proxy reach the rest. Empty serves them on Listen.
+	OpsListen string
+	// LogLevel is the lowest level logged: debug, info, warn or error.
+	LogLevel string
+
+	// AuthTokenFile holds the bearer token every hook call must carry (Metacontroller sends it with
+	// the CompositeController's authorization.secretRef). It is read again when it changes.
+	AuthTokenFile string
+	// InsecureNoAuth lets the hooks be served without authentication on a non-loopback address.
+	InsecureNoAuth bool
+	// TLSCertFile and TLSKeyFile serve the hooks over TLS; both are read again when they change.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSClientCAFile, when set, makes every hook caller present a client certificate signed by it.
+	TLSClientCAFile string
+	// MaxConcurrentHooks bounds the hook calls served at once; one more is answered 429.
+	MaxConcurrentHooks int
+	// OverloadRetryAfter is the Retry-After of a 429.
+	OverloadRetryAfter time.Duration
 
 	// Systems outside the cluster; each is off while its switch (region, URL, DSN) is empty.
 	AWSRegion           string
@@ -54,6 +77,16 @@ var settings = []setting{
 		"Without it generated credentials (Django SECRET_KEY, shared-database passwords) are off. The key must never change: every generated credential derives from it"},
 	{"max-body-bytes", "SUMMON_MAX_BODY_BYTES", "largest hook request body accepted; a larger one is answered 413"},
 	{"shutdown-timeout", "SUMMON_SHUTDOWN_TIMEOUT", "how long in-flight hook calls may take to finish after SIGTERM"},
+	{"ops-listen", "SUMMON_OPS_LISTEN", "address to serve /healthz, /readyz, /metrics and /config on, apart from the hooks; empty serves them on --listen"},
+	{"log-level", "SUMMON_LOG_LEVEL", "lowest level logged: debug, info, warn or error"},
+	{"auth-token-file", "SUMMON_AUTH_TOKEN_FILE", "file holding the bearer token (at least 32 characters) that every hook call must carry; read again when it changes. " +
+		"Without it (and without --tls-client-ca-file) the hooks are served only on a loopback address"},
+	{"insecure-no-auth", "SUMMON_INSECURE_NO_AUTH", "serve the hooks without authentication on a non-loopback address: any pod that reaches the port can then read and destroy every tenant's data. For tests only"},
+	{"tls-cert-file", "SUMMON_TLS_CERT_FILE", "PEM certificate to serve the hooks over TLS (with --tls-key-file); read again when it changes"},
+	{"tls-key-file", "SUMMON_TLS_KEY_FILE", "PEM private key of --tls-cert-file"},
+	{"tls-client-ca-file", "SUMMON_TLS_CLIENT_CA_FILE", "PEM CA bundle: every hook caller must present a client certificate it signed (mutual TLS); read again when it changes"},
+	{"max-concurrent-hooks", "SUMMON_MAX_CONCURRENT_HOOKS", "hook calls served at once; one more is answered 429 with Retry-After instead of queueing into Metacontroller's timeout"},
+	{"overload-retry-after", "SUMMON_OVERLOAD_RETRY_AFTER", "Retry-After of a 429 answer (whole seconds)"},
 	{"aws-region", "SUMMON_AWS_REGION", "AWS region of the instances' S3 buckets and IAM users; empty switches AWS off. The hook's own AWS credentials come from the SDK's default chain (environment, IRSA, instance role)"},
 	{"aws-endpoint", "SUMMON_AWS_ENDPOINT", "an S3- and IAM-compatible endpoint to use instead of AWS (buckets addressed path-style)"},
 	{"bucket-prefix", "SUMMON_BUCKET_PREFIX", "prefix of every bucket name (bucket names are global across AWS accounts), e.g. acme-"},
@@ -78,6 +111,15 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&cfg.CredentialKeyFile, "credential-key-file", "", usage["credential-key-file"])
 	fs.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 8<<20, usage["max-body-bytes"])
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, usage["shutdown-timeout"])
+	fs.StringVar(&cfg.OpsListen, "ops-listen", "", usage["ops-listen"])
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", usage["log-level"])
+	fs.StringVar(&cfg.AuthTokenFile, "auth-token-file", "", usage["auth-token-file"])
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, usage["insecure-no-auth"])
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", usage["tls-cert-file"])
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", usage["tls-key-file"])
+	fs.StringVar(&cfg.TLSClientCAFile, "tls-client-ca-file", "", usage["tls-client-ca-file"])
+	fs.IntVar(&cfg.MaxConcurrentHooks, "max-concurrent-hooks", DefaultMaxConcurrentHooks, usage["max-concurrent-hooks"])
+	fs.DurationVar(&cfg.OverloadRetryAfter, "overload-retry-after", 2*time.Second, usage["overload-retry-after"])
 	fs.StringVar(&cfg.AWSRegion, "aws-region", "", usage["aws-region"])
 	fs.StringVar(&cfg.AWSEndpoint, "aws-endpoint", "", usage["aws-endpoint"])
 	fs.StringVar(&cfg.BucketPrefix, "bucket-prefix", "", usage["bucket-prefix"])
@@ -112,10 +154,46 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	return cfg, cfg.validate()
 }
 
+// DefaultMaxConcurrentHooks is well above what Metacontroller sends at once (its --workers, 5 by
+// default, per controller) and well below what makes calls queue into its 10 s timeout.
+const DefaultMaxConcurrentHooks = 16
+
+// Authenticated says whether hook callers must prove who they are: a bearer token, or a client
+// certificate.
+func (c Config) Authenticated() bool { return c.AuthTokenFile != "" || c.TLSClientCAFile != "" }
+
 func (c Config) validate() error {
 	var errs []error
 	if c.Listen == "" {
 		errs = append(errs, errors.New("--listen must not be empty"))
+	}
+	// Without authentication anyone who reaches the port may ask for any tenant's config Secret
+	// (passwords included) or tear its data down: only the machine itself may reach it then.
+	if c.Listen != "" && !c.Authenticated() && !c.InsecureNoAuth && !isLoopback(c.Listen) {
+		errs = append(errs, fmt.Errorf("refusing to serve the hooks on %s without authentication: any pod that reaches it could read and destroy "+
+			"every tenant's data. Give --auth-token-file (the install's summon-hook-token Secret) or --tls-client-ca-file, "+
+			"or listen on a loopback address such as 127.0.0.1:8080", c.Listen))
+	}
+	if c.InsecureNoAuth && c.Authenticated() {
+		errs = append(errs, errors.New("--insecure-no-auth contradicts --auth-token-file and --tls-client-ca-file: give one or the other"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("--tls-client-ca-file needs --tls-cert-file and --tls-key-file: client certificates are checked in a TLS handshake"))
+	}
+	if c.OpsListen != "" && c.OpsListen == c.Listen {
+		errs = append(errs, fmt.Errorf("--ops-listen %s is --listen: leave it empty to serve both on one address", c.OpsListen))
+	}
+	if _, err := parseLogLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxConcurrentHooks < 1 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-hooks must be at least 1, not %d", c.MaxConcurrentHooks))
+	}
+	if c.OverloadRetryAfter < time.Second {
+		errs = append(errs, fmt.Errorf("--overload-retry-after must be at least 1s (Retry-After counts whole seconds), not %s", c.OverloadRetryAfter))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes must be positive, not %d", c.MaxBodyBytes))
@@ -143,6 +221,29 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopback says whether a listen address is on loopback only. An empty host listens on every
+// address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseLogLevel reads --log-level.
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q must be debug, info, warn or error", s)
+	}
+	return l, nil
 }
 
 // bucketPrefix leaves room in S3's 63 characters for the namespace, name and hash.

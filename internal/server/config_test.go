@@ -15,7 +15,13 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second}
+	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second,
+		LogLevel: "info", MaxConcurrentHooks: DefaultMaxConcurrentHooks, OverloadRetryAfter: 2 * time.Second}
+	with := func(edit func(*Config)) Config {
+		c := defaults
+		edit(&c)
+		return c
+	}
 	tests := map[string]struct {
 		args []string
 		env  map[string]string
@@ -26,29 +32,43 @@ func TestParseConfig(t *testing.T) {
 		},
 		"every flag is read": {
 			args: []string{"--listen=0.0.0.0:9090", "--default-image=registry.example.com/app", "--credential-key-file=/etc/key",
-				"--max-body-bytes=1024", "--shutdown-timeout=3s"},
-			want: Config{Listen: "0.0.0.0:9090", DefaultImage: "registry.example.com/app", CredentialKeyFile: "/etc/key",
-				MaxBodyBytes: 1024, ShutdownTimeout: 3 * time.Second, ExternalCallTimeout: 5 * time.Second},
+				"--max-body-bytes=1024", "--shutdown-timeout=3s", "--ops-listen=0.0.0.0:9091", "--log-level=debug",
+				"--auth-token-file=/etc/token", "--tls-cert-file=/etc/tls.crt", "--tls-key-file=/etc/tls.key",
+				"--tls-client-ca-file=/etc/ca.crt", "--max-concurrent-hooks=4", "--overload-retry-after=5s"},
+			want: with(func(c *Config) {
+				c.Listen, c.DefaultImage, c.CredentialKeyFile = "0.0.0.0:9090", "registry.example.com/app", "/etc/key"
+				c.MaxBodyBytes, c.ShutdownTimeout, c.OpsListen, c.LogLevel = 1024, 3*time.Second, "0.0.0.0:9091", "debug"
+				c.AuthTokenFile, c.TLSCertFile, c.TLSKeyFile, c.TLSClientCAFile = "/etc/token", "/etc/tls.crt", "/etc/tls.key", "/etc/ca.crt"
+				c.MaxConcurrentHooks, c.OverloadRetryAfter = 4, 5*time.Second
+			}),
+		},
+		"a non-loopback address is served when the callers are told to be insecure": {
+			args: []string{"--listen=0.0.0.0:8080", "--insecure-no-auth"},
+			want: with(func(c *Config) { c.Listen, c.InsecureNoAuth = "0.0.0.0:8080", true }),
 		},
 		"the systems outside the cluster are switched on by their flags": {
 			args: []string{"--credential-key-file=/etc/key", "--aws-region=eu-west-1", "--aws-endpoint=http://127.0.0.1:4566",
 				"--bucket-prefix=acme-", "--rabbitmq-url=http://admin:pw@rabbitmq:15672", "--rabbitmq-amqp-address=rabbitmq:5672",
 				"--postgres-admin-dsn=postgres://admin:pw@pg:5432/postgres", "--external-call-timeout=2s"},
-			want: Config{Listen: "127.0.0.1:8080", CredentialKeyFile: "/etc/key", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second,
-				AWSRegion: "eu-west-1", AWSEndpoint: "http://127.0.0.1:4566", BucketPrefix: "acme-",
-				RabbitMQURL: "http://admin:pw@rabbitmq:15672", RabbitMQAMQPAddress: "rabbitmq:5672",
-				PostgresAdminDSN: "postgres://admin:pw@pg:5432/postgres", ExternalCallTimeout: 2 * time.Second},
+			want: with(func(c *Config) {
+				c.CredentialKeyFile, c.AWSRegion, c.AWSEndpoint, c.BucketPrefix = "/etc/key", "eu-west-1", "http://127.0.0.1:4566", "acme-"
+				c.RabbitMQURL, c.RabbitMQAMQPAddress = "http://admin:pw@rabbitmq:15672", "rabbitmq:5672"
+				c.PostgresAdminDSN, c.ExternalCallTimeout = "postgres://admin:pw@pg:5432/postgres", 2*time.Second
+			}),
 		},
 		"the environment fills what no flag gives": {
 			env: map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080", "SUMMON_DEFAULT_IMAGE": "registry.example.com/app",
-				"SUMMON_CREDENTIAL_KEY_FILE": "/etc/key", "SUMMON_MAX_BODY_BYTES": "2048", "SUMMON_SHUTDOWN_TIMEOUT": "1m"},
-			want: Config{Listen: "0.0.0.0:8080", DefaultImage: "registry.example.com/app", CredentialKeyFile: "/etc/key",
-				MaxBodyBytes: 2048, ShutdownTimeout: time.Minute, ExternalCallTimeout: 5 * time.Second},
+				"SUMMON_CREDENTIAL_KEY_FILE": "/etc/key", "SUMMON_MAX_BODY_BYTES": "2048", "SUMMON_SHUTDOWN_TIMEOUT": "1m",
+				"SUMMON_AUTH_TOKEN_FILE": "/etc/token", "SUMMON_INSECURE_NO_AUTH": ""},
+			want: with(func(c *Config) {
+				c.Listen, c.DefaultImage, c.CredentialKeyFile = "0.0.0.0:8080", "registry.example.com/app", "/etc/key"
+				c.MaxBodyBytes, c.ShutdownTimeout, c.AuthTokenFile = 2048, time.Minute, "/etc/token"
+			}),
 		},
 		"a flag wins over the environment": {
 			args: []string{"--listen=127.0.0.1:9000"},
 			env:  map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080"},
-			want: Config{Listen: "127.0.0.1:9000", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second},
+			want: with(func(c *Config) { c.Listen = "127.0.0.1:9000" }),
 		},
 	}
 	for name, tc := range tests {
@@ -87,6 +107,36 @@ func TestParseConfigRefuses(t *testing.T) {
 		},
 		"an argument that is not a flag": {
 			args: []string{"serve"}, wantErr: "summon takes only flags",
+		},
+		"every address without authentication": {
+			args: []string{"--listen=0.0.0.0:8080"}, wantErr: "refusing to serve the hooks on 0.0.0.0:8080 without authentication",
+		},
+		"an address with no host, which is every address, without authentication": {
+			args: []string{"--listen=:8080"}, wantErr: "refusing to serve the hooks on :8080 without authentication",
+		},
+		"a host name that is not loopback, without authentication": {
+			args: []string{"--listen=summon.internal:8080"}, wantErr: "without authentication",
+		},
+		"an insecure server that has a token after all": {
+			args: []string{"--insecure-no-auth", "--auth-token-file=/etc/token"}, wantErr: "--insecure-no-auth contradicts",
+		},
+		"a certificate without its key": {
+			args: []string{"--tls-cert-file=/etc/tls.crt"}, wantErr: "go together",
+		},
+		"client certificates without TLS": {
+			args: []string{"--tls-client-ca-file=/etc/ca.crt"}, wantErr: "needs --tls-cert-file",
+		},
+		"a log level that does not exist": {
+			args: []string{"--log-level=verbose"}, wantErr: `--log-level "verbose"`,
+		},
+		"no hook call at all": {
+			args: []string{"--max-concurrent-hooks=0"}, wantErr: "--max-concurrent-hooks must be at least 1",
+		},
+		"a Retry-After below a second": {
+			args: []string{"--overload-retry-after=500ms"}, wantErr: "--overload-retry-after must be at least 1s",
+		},
+		"the ops routes on the hooks' own address": {
+			args: []string{"--ops-listen=127.0.0.1:8080"}, wantErr: "--ops-listen 127.0.0.1:8080 is --listen",
 		},
 	}
 	for name, tc := range tests {

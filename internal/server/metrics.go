@@ -26,6 +26,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 	requests *prometheus.CounterVec
 	syncs    *prometheus.CounterVec
+	inFlight prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -44,9 +45,13 @@ func newMetrics() *metrics {
 			Name: "summon_syncs_total",
 			Help: "Sync hook answers, by the phase they leave the SummonPlatform in.",
 		}, []string{"phase"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "summon_hook_in_flight",
+			Help: "Hook calls being served now; at --max-concurrent-hooks one more is answered 429.",
+		}),
 	}
 	m.registry.MustRegister(
-		m.duration, m.requests, m.syncs,
+		m.duration, m.requests, m.syncs, m.inFlight,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -1,11 +1,12 @@
 // Package server wires Summon's hook server: the HTTP routes (the Metacontroller hooks, health,
-// readiness and metrics), the request body limit, panic recovery, JSON logs, Prometheus metrics
-// and graceful shutdown. The hooks' decisions live in pkg/platform; nothing here talks to the
-// Kubernetes API.
+// readiness and metrics), who may call the hooks (a bearer token, mutual TLS), how many calls run
+// at once, the request body limit, panic recovery, JSON logs, Prometheus metrics and graceful
+// shutdown. The hooks' decisions live in pkg/platform; nothing here talks to the Kubernetes API.
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -39,18 +41,29 @@ const (
 
 // Server is the hook server.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	echo    *echo.Echo
+	cfg Config
+	log *slog.Logger
+	// hooks serves the Metacontroller hooks, and the ops routes too unless ops has a listener of
+	// its own.
+	hooks *echo.Echo
+	// ops serves /healthz, /readyz and /metrics on --ops-listen; nil when they share hooks.
+	ops     *echo.Echo
 	metrics *metrics
 	ready   atomic.Bool
+	// token is the bearer token every hook call must carry; nil when none is configured.
+	token *tokenFile
+	// tls serves the hooks over TLS (and checks client certificates); nil for plain HTTP.
+	tls *tlsFiles
+	// slots bounds the hook calls served at once.
+	slots chan struct{}
 	// closers release the providers' connections once the last hook call is done.
 	closers []func()
 }
 
 // Main runs the server as the summon command does and returns the process's exit code.
 func Main(args []string) int {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := ParseConfig(args, envOf, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -59,6 +72,8 @@ func Main(args []string) int {
 		log.Error("invalid configuration", "error", err.Error())
 		return 2
 	}
+	l, _ := parseLogLevel(cfg.LogLevel)
+	level.Set(l)
 	s, err := New(cfg, log)
 	if err != nil {
 		log.Error("can't start", "error", err.Error())
@@ -102,11 +117,63 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := newServer(cfg, log, env, ensurer, fin)
 	s.closers = append(s.closers, closeSystems)
+	if err := s.guard(); err != nil {
+		closeSystems()
+		return nil, err
+	}
 	return s, nil
 }
 
+// guard reads who may call the hooks, and says loudly when no one is asked.
+func (s *Server) guard() error {
+	cfg := s.cfg
+	if cfg.AuthTokenFile != "" {
+		t, err := newTokenFile(cfg.AuthTokenFile, s.log)
+		if err != nil {
+			return err
+		}
+		s.token = t
+	}
+	if cfg.TLSCertFile != "" {
+		f, err := newTLSFiles(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile, s.log)
+		if err != nil {
+			return err
+		}
+		s.tls = f
+	}
+	switch {
+	case cfg.InsecureNoAuth:
+		s.log.Error("--insecure-no-auth: the hooks need no authentication; any pod that reaches " + cfg.Listen +
+			" can read every tenant's config Secret and tear its data down. Never run an install like this")
+	case !cfg.Authenticated():
+		s.log.Warn("hook authentication is off (no --auth-token-file or --tls-client-ca-file): serving on loopback only, for a local run")
+	}
+	return nil
+}
+
 func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer synchook.Ensurer, finalizer finalize.Finalizer) *Server {
-	s := &Server{cfg: cfg, log: log, metrics: newMetrics()}
+	if cfg.MaxConcurrentHooks <= 0 {
+		cfg.MaxConcurrentHooks = DefaultMaxConcurrentHooks
+	}
+	if cfg.OverloadRetryAfter < time.Second {
+		cfg.OverloadRetryAfter = time.Second
+	}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), slots: make(chan struct{}, cfg.MaxConcurrentHooks)}
+	e := newEcho(log)
+	e.POST("/sync", synchook.Handler{Env: env, Outside: ensurer, Phases: s.metrics.syncs}.Handle, s.hookCall(hookSync))
+	e.POST("/finalize", finalize.Handler{Finalizer: finalizer}.Handle, s.hookCall(hookFinalize))
+	e.POST("/customize", customize.Handle, s.hookCall(hookCustomize))
+	s.hooks = e
+	if cfg.OpsListen == "" {
+		s.opsRoutes(e)
+	} else {
+		s.ops = newEcho(log)
+		s.opsRoutes(s.ops)
+	}
+	return s
+}
+
+func newEcho(log *slog.Logger) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.StdLogger = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
@@ -116,11 +183,12 @@ func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer sy
 	e.Server.ReadTimeout = 30 * time.Second
 	e.Server.WriteTimeout = 30 * time.Second
 	e.Server.IdleTimeout = 2 * time.Minute
+	return e
+}
 
-	e.POST("/sync", synchook.Handler{Env: env, Outside: ensurer, Phases: s.metrics.syncs}.Handle, s.hookCall(hookSync))
-	e.POST("/finalize", finalize.Handler{Finalizer: finalizer}.Handle, s.hookCall(hookFinalize))
-	e.POST("/customize", customize.Handle, s.hookCall(hookCustomize))
-
+// opsRoutes are the routes that hold nothing secret and are no hook: the kubelet's probes and
+// Prometheus reach them without the hooks' credentials.
+func (s *Server) opsRoutes(e *echo.Echo) {
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c echo.Context) error {
 		if !s.ready.Load() {
@@ -129,50 +197,97 @@ func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer sy
 		return c.String(http.StatusOK, "ready\n")
 	})
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
-	s.echo = e
-	return s
 }
 
-// Handler is the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.echo }
+// Handler is the HTTP handler of the hooks (and of the ops routes when they share a listener).
+func (s *Server) Handler() http.Handler { return s.hooks }
 
-// Run listens on the configured address and serves until ctx is done.
+// OpsHandler is the HTTP handler of the ops routes: Handler when they share its listener.
+func (s *Server) OpsHandler() http.Handler {
+	if s.ops == nil {
+		return s.hooks
+	}
+	return s.ops
+}
+
+// Run listens on the configured addresses and serves until ctx is done.
 func (s *Server) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 	}
-	return s.Serve(ctx, ln)
+	var opsLn net.Listener
+	if s.cfg.OpsListen != "" {
+		if opsLn, err = net.Listen("tcp", s.cfg.OpsListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on %s: %w", s.cfg.OpsListen, err)
+		}
+	}
+	return s.ServeAll(ctx, ln, opsLn)
 }
 
-// Serve serves on ln until ctx is done, then shuts down gracefully: /readyz answers 503 at once,
-// no new connection is accepted, and in-flight hook calls get up to the shutdown timeout to finish.
-// A hook call cut short changes nothing: Metacontroller sees an error and calls again.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	s.echo.Listener = ln
-	served := make(chan error, 1)
-	go func() { served <- s.echo.Start("") }()
-	s.ready.Store(true)
-	s.log.Info("serving", "address", ln.Addr().String(), "maxBodyBytes", s.cfg.MaxBodyBytes)
+// Serve serves everything on ln: the server must have been configured without --ops-listen.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error { return s.ServeAll(ctx, ln, nil) }
 
+// ServeAll serves the hooks on hooksLn (over TLS when configured) and the ops routes on opsLn
+// (given exactly when --ops-listen is set) until ctx is done, then shuts down gracefully: /readyz
+// answers 503 at once, no new connection is accepted, and in-flight hook calls get up to the
+// shutdown timeout to finish. A hook call cut short changes nothing: Metacontroller sees an error
+// and calls again.
+func (s *Server) ServeAll(ctx context.Context, hooksLn, opsLn net.Listener) error {
+	if (opsLn != nil) != (s.ops != nil) {
+		return errors.New("an ops listener is given exactly when --ops-listen is set")
+	}
+	scheme := "http"
+	if s.tls != nil {
+		hooksLn = tls.NewListener(hooksLn, s.tls.config())
+		scheme = "https"
+	}
+	servers := []*echo.Echo{s.hooks}
+	s.hooks.Listener = hooksLn
+	if s.ops != nil {
+		s.ops.Listener = opsLn
+		servers = append(servers, s.ops)
+	}
+	served := make(chan error, len(servers))
+	for _, e := range servers {
+		go func() { served <- e.Start("") }()
+	}
+	s.ready.Store(true)
+	attrs := []any{"address", hooksLn.Addr().String(), "scheme", scheme, "authenticated", s.cfg.Authenticated(),
+		"maxBodyBytes", s.cfg.MaxBodyBytes, "maxConcurrentHooks", s.cfg.MaxConcurrentHooks}
+	if opsLn != nil {
+		attrs = append(attrs, "opsAddress", opsLn.Addr().String())
+	}
+	s.log.Info("serving", attrs...)
+
+	var failed error
+	pending := len(servers)
 	select {
 	case err := <-served:
-		s.ready.Store(false)
-		return fmt.Errorf("serving: %w", err)
+		pending--
+		failed = fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
 	s.ready.Store(false)
 	s.log.Info("shutting down: finishing in-flight hook calls", "timeout", s.cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.echo.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutting down: %w", err)
+	for _, e := range servers {
+		if err := e.Shutdown(shutdownCtx); err != nil && failed == nil {
+			failed = fmt.Errorf("shutting down: %w", err)
+		}
 	}
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving: %w", err)
+	for range pending {
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) && failed == nil {
+			failed = fmt.Errorf("serving: %w", err)
+		}
 	}
 	for _, c := range s.closers {
 		c()
+	}
+	if failed != nil {
+		return failed
 	}
 	s.log.Info("stopped")
 	return nil
@@ -187,7 +302,12 @@ func (s *Server) hookCall(hook string) echo.MiddlewareFunc {
 			req := c.Request()
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
 
-			panicAttrs, err := callRecovering(next, c)
+			var panicAttrs []slog.Attr
+			release, err := s.admit(c)
+			if err == nil {
+				panicAttrs, err = callRecovering(next, c)
+				release()
+			}
 			if err != nil {
 				c.Error(err)
 			}
@@ -213,6 +333,30 @@ func (s *Server) hookCall(hook string) echo.MiddlewareFunc {
 			s.log.LogAttrs(req.Context(), level, "hook call", attrs...)
 			return nil
 		}
+	}
+}
+
+// admit decides whether a hook call is served: the caller must carry the token when one is
+// configured (nothing of the request is read before that), and a slot must be free. A call beyond
+// the limit is answered 429 with Retry-After at once: Metacontroller requeues it cleanly, where a
+// call left to queue would run into its timeout and count as a failure. release frees the slot.
+func (s *Server) admit(c echo.Context) (release func(), err error) {
+	if s.token != nil && !s.token.allows(c.Request()) {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, bearerScheme+` realm="summon"`)
+		hookhttp.Annotate(c, slog.String("remote", c.Request().RemoteAddr))
+		return nil, echo.NewHTTPError(http.StatusUnauthorized, errUnauthenticated.Error())
+	}
+	select {
+	case s.slots <- struct{}{}:
+		s.metrics.inFlight.Inc()
+		return func() {
+			s.metrics.inFlight.Dec()
+			<-s.slots
+		}, nil
+	default:
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(s.cfg.OverloadRetryAfter/time.Second)))
+		return nil, echo.NewHTTPError(http.StatusTooManyRequests, fmt.Sprintf(
+			"the hook is serving %d calls already (--max-concurrent-hooks); call again after the Retry-After", cap(s.slots)))
 	}
 }
 

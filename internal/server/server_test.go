@@ -42,6 +42,18 @@ func (l *logs) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// text is everything logged so far.
+func (l *logs) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func jsonLine(line map[string]any) (string, error) {
+	b, err := json.Marshal(line)
+	return string(b), err
+}
+
 // hookCalls are the log lines about hook calls.
 func (l *logs) hookCalls(t *testing.T) []map[string]any {
 	t.Helper()
@@ -72,6 +84,10 @@ func withFinalizer(f finalize.Finalizer) option {
 	return func(_ *Config, into *finalize.Finalizer) { *into = f }
 }
 
+func withConfig(edit func(*Config)) option {
+	return func(c *Config, _ *finalize.Finalizer) { edit(c) }
+}
+
 // testServer is a server with the test credential key and a fixed clock.
 func testServer(t testing.TB, opts ...option) (*Server, *logs) {
 	t.Helper()
@@ -95,7 +111,11 @@ func testServer(t testing.TB, opts ...option) (*Server, *logs) {
 		fin = finalize.Teardown{Env: env}
 	}
 	l := &logs{}
-	return newServer(cfg, slog.New(slog.NewJSONHandler(l, nil)), env, nil, fin), l
+	s := newServer(cfg, slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})), env, nil, fin)
+	if err := s.guard(); err != nil {
+		t.Fatal(err)
+	}
+	return s, l
 }
 
 func post(s *Server, path string, body []byte) *httptest.ResponseRecorder {
