@@ -35,6 +35,7 @@ func (h Handler) Handle(c echo.Context) error {
 		return err
 	}
 	hookhttp.AnnotateParent(c, req.Parent)
+	hookhttp.Debug(c, "finalize request", slog.Int("observedGroups", len(req.Children)))
 	resp, err := h.Finalizer.Finalize(c.Request().Context(), &req)
 	if err != nil {
 		return echo.NewHTTPError(http.StatusInternalServerError, "finalizing: "+err.Error()).SetInternal(err)

@@ -85,7 +85,24 @@ func (p Parent) LogValue() slog.Value {
 	)
 }
 
-const annotationsKey = "summon.hook.annotations"
+const (
+	annotationsKey = "summon.hook.annotations"
+	loggerKey      = "summon.hook.logger"
+)
+
+// WithLogger gives the handlers of this call the server's logger, for Debug.
+func WithLogger(c echo.Context, log *slog.Logger) { c.Set(loggerKey, log) }
+
+// Debug logs, at debug level, a step of this hook call with what the line of the call carries so
+// far (the parent). It is for following one call through; what it logs must never hold a secret,
+// like everything else the hook logs.
+func Debug(c echo.Context, msg string, attrs ...slog.Attr) {
+	log, _ := c.Get(loggerKey).(*slog.Logger)
+	if log == nil || !log.Enabled(c.Request().Context(), slog.LevelDebug) {
+		return
+	}
+	log.LogAttrs(c.Request().Context(), slog.LevelDebug, msg, append(Annotations(c), attrs...)...)
+}
 
 // Annotate adds attributes to the log line of this hook call.
 func Annotate(c echo.Context, attrs ...slog.Attr) {

@@ -40,18 +40,43 @@ func (h Handler) Handle(c echo.Context) error {
 		return err
 	}
 	hookhttp.AnnotateParent(c, req.Parent)
+	hookhttp.Debug(c, "sync request", slog.Any("observed", groupSizes(req.Children)), slog.Any("related", groupSizes(req.Related)))
 	env := h.Env()
 	if h.Outside != nil {
-		if plan := platform.PlanEnsure(&req, env); plan.Needed {
+		plan := platform.PlanEnsure(&req, env)
+		hookhttp.Debug(c, "ensure plan", slog.Bool("needed", plan.Needed), slog.String("reason", plan.Reason))
+		if plan.Needed {
 			env.Outside.Ensured = h.Outside.Ensure(c.Request().Context(), plan)
 			hookhttp.Annotate(c, slog.String("ensured", plan.Reason), slog.Int("failures", len(env.Outside.Ensured.Failures)))
 		}
 	}
 	resp := platform.Sync(&req, env)
+	hookhttp.Debug(c, "sync answer", slog.Any("children", childNames(resp.Children)), slog.Float64("resyncAfterSeconds", resp.ResyncAfterSeconds))
 	phase := PhaseOf(resp)
 	h.Phases.WithLabelValues(phase).Inc()
 	hookhttp.Annotate(c, slog.String("phase", phase), slog.Int("children", len(resp.Children)))
 	return hookhttp.Respond(c, resp)
+}
+
+// groupSizes counts the objects of each group, for the debug log: names and counts, never content.
+func groupSizes(groups metacontroller.RelativeObjects) map[string]int {
+	out := make(map[string]int, len(groups))
+	for g, byName := range groups {
+		out[g] = len(byName)
+	}
+	return out
+}
+
+// childNames names the children of an answer as "Kind/name".
+func childNames(objs []metacontroller.Object) []string {
+	out := make([]string, 0, len(objs))
+	for _, o := range objs {
+		kind, _ := o["kind"].(string)
+		meta, _ := o["metadata"].(map[string]any)
+		name, _ := meta["name"].(string)
+		out = append(out, kind+"/"+name)
+	}
+	return out
 }
 
 // PhaseOf is the phase a sync response writes, or "Unknown" when its status is not Summon's.

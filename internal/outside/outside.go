@@ -8,6 +8,7 @@ package outside
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,22 @@ type Systems struct {
 	// Budget bounds one round of calls. Metacontroller waits 10 s for a hook; the rest of the
 	// call must fit in what is left.
 	Budget time.Duration
+	// Log, when set, follows each call at debug level: the system, the instance (never its
+	// secrets), how long it took and how it failed.
+	Log *slog.Logger
+}
+
+// called logs one finished call at debug level. err is reported as the status would report it
+// (failureOf), so a log line can't hold more than the status does.
+func (s *Systems) called(ctx context.Context, op, system string, in external.Instance, start time.Time, err error) {
+	if s.Log == nil || !s.Log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	attrs := []slog.Attr{slog.String("system", system), slog.String("instance", in.String()), slog.Duration("took", time.Since(start))}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", failureOf(system, err).Message))
+	}
+	s.Log.LogAttrs(ctx, slog.LevelDebug, op, attrs...)
 }
 
 // DefaultBudget leaves a hook call room to answer within Metacontroller's 10 s.
@@ -71,7 +88,9 @@ func (s *Systems) Ensure(ctx context.Context, plan platform.EnsurePlan) *platfor
 	var wg sync.WaitGroup
 	if s.AWS != nil {
 		wg.Go(func() {
+			start := time.Now()
 			access, err := s.AWS.Ensure(ctx, plan.Instance)
+			s.called(ctx, "ensure", "AWS", plan.Instance, start, err)
 			if err != nil {
 				fail("AWS", err)
 				return
@@ -85,14 +104,20 @@ func (s *Systems) Ensure(ctx context.Context, plan platform.EnsurePlan) *platfor
 	}
 	if s.RabbitMQ != nil {
 		wg.Go(func() {
-			if _, err := s.RabbitMQ.Ensure(ctx, plan.Instance); err != nil {
+			start := time.Now()
+			_, err := s.RabbitMQ.Ensure(ctx, plan.Instance)
+			s.called(ctx, "ensure", "RabbitMQ", plan.Instance, start, err)
+			if err != nil {
 				fail("RabbitMQ", err)
 			}
 		})
 	}
 	if s.Postgres != nil && plan.WantsDatabase {
 		wg.Go(func() {
-			if _, err := s.Postgres.Ensure(ctx, plan.Instance); err != nil {
+			start := time.Now()
+			_, err := s.Postgres.Ensure(ctx, plan.Instance)
+			s.called(ctx, "ensure", "PostgreSQL", plan.Instance, start, err)
+			if err != nil {
 				fail("PostgreSQL", err)
 			}
 		})
@@ -125,7 +150,9 @@ func (s *Systems) Teardown(ctx context.Context, plan platform.FinalizePlan) plat
 			continue
 		}
 		wg.Go(func() {
+			start := time.Now()
 			left, err := p.Finalize(ctx, plan.Instance, plan.Policy)
+			s.called(ctx, "finalize", system, plan.Instance, start, err)
 			record(system, left, err)
 		})
 	}

@@ -101,7 +101,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.DefaultImage == "" {
 		log.Warn("no --default-image: every SummonPlatform must set spec.image")
 	}
-	systems, closeSystems, err := buildSystems(context.Background(), cfg)
+	systems, closeSystems, err := buildSystems(context.Background(), cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +301,7 @@ func (s *Server) hookCall(hook string) echo.MiddlewareFunc {
 			start := time.Now()
 			req := c.Request()
 			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxBodyBytes)
+			hookhttp.WithLogger(c, s.log)
 
 			var panicAttrs []slog.Attr
 			release, err := s.admit(c)

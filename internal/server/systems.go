@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -16,8 +17,8 @@ import (
 
 // buildSystems makes a provider for every system the configuration switches on. It makes no call:
 // a system that is down at start is reported per instance, in status, when it is needed.
-func buildSystems(ctx context.Context, cfg Config) (*outside.Systems, func(), error) {
-	s := &outside.Systems{View: platform.Outside{BucketPrefix: cfg.BucketPrefix, AWSRegion: cfg.AWSRegion}}
+func buildSystems(ctx context.Context, cfg Config, log *slog.Logger) (*outside.Systems, func(), error) {
+	s := &outside.Systems{View: platform.Outside{BucketPrefix: cfg.BucketPrefix, AWSRegion: cfg.AWSRegion}, Log: log}
 	closeAll := func() {}
 	if cfg.AWSRegion != "" {
 		p, err := aws.New(ctx, aws.Config{
