@@ -19,6 +19,9 @@ const (
 	RabbitMQPassword = "rabbitmq-password"
 )
 
+// Purposes are every purpose Summon derives a secret for: a test that no secret leaks checks each.
+var Purposes = []string{DjangoSecretKey, DatabasePassword, RabbitMQPassword}
+
 // MinKeyLength is the shortest master key accepted: 32 bytes, the HMAC-SHA-256 block of security.
 const MinKeyLength = 32
 
