@@ -16,6 +16,7 @@ import (
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -692,5 +693,58 @@ func TestFailingAWSGivesAClassifiedError(t *testing.T) {
 				testenv.ExpectFailure(t, op, err, "AWS", tc.retryable, tc.deadline, adminSecret)
 			}
 		})
+	}
+}
+
+// TestATenantsPolicyNamesOnlyItsOwnBucket checks two tenants side by side. The document is read
+// as the provider sent it through the real SDK: kumo (v0.33.1) keeps policy documents but serves
+// neither GetPolicyVersion nor ListAttachedUserPolicies, so it can't be read back from IAM. What
+// IAM does hold is checked: each tenant's policy exists under its own name and is attached.
+func TestATenantsPolicyNamesOnlyItsOwnBucket(t *testing.T) {
+	e := newEmulator(t)
+	p, calls := e.provider(t)
+	a, b := instance(t), instance(t)
+	for _, in := range []external.Instance{a, b} {
+		if _, err := p.Ensure(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(calls.documents) != 2 {
+		t.Fatalf("want one policy document per tenant, got %d", len(calls.documents))
+	}
+	for i, in := range []external.Instance{a, b} {
+		other := []external.Instance{b, a}[i]
+		var doc policyDocument
+		if err := json.Unmarshal([]byte(calls.documents[i]), &doc); err != nil {
+			t.Fatal(err)
+		}
+		own := "arn:aws:s3:::" + in.Names.Bucket
+		for _, s := range doc.Statement {
+			if s.Effect != "Allow" {
+				t.Errorf("tenant %s: statement %s has effect %s", in.Namespace, s.Sid, s.Effect)
+			}
+			for _, r := range s.Resource {
+				if r != own && r != own+"/*" {
+					t.Errorf("tenant %s's policy names %q, which is not its bucket", in.Namespace, r)
+				}
+				if strings.Contains(r, other.Names.Bucket) {
+					t.Errorf("tenant %s's policy names tenant %s's bucket", in.Namespace, other.Namespace)
+				}
+			}
+		}
+		user, err := e.admin.IAM.GetUser(context.Background(), &iam.GetUserInput{UserName: awssdk.String(in.Names.IAMUser)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		userARN, _ := arn.Parse(awssdk.ToString(user.User.Arn))
+		got, err := e.admin.IAM.GetPolicy(context.Background(), &iam.GetPolicyInput{
+			PolicyArn: awssdk.String(userPolicyARN(userARN.Partition, userARN.AccountID, in.Names.IAMUser)),
+		})
+		if err != nil {
+			t.Fatalf("tenant %s's policy is not in IAM: %v", in.Namespace, err)
+		}
+		if n := awssdk.ToInt32(got.Policy.AttachmentCount); n != 1 {
+			t.Errorf("tenant %s's policy is attached %d times, want once (to its user)", in.Namespace, n)
+		}
 	}
 }

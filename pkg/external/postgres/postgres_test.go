@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -482,5 +484,40 @@ func TestQuoteLiteral(t *testing.T) {
 				t.Errorf("the server read it back as (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestATenantsRoleCannotConnectToAnotherTenantsDatabase(t *testing.T) {
+	dsn := testenv.Postgres(t)
+	p, _ := newProvider(t, dsn)
+	a, b := instance(t), instance(t)
+	cleanup(t, p, a)
+	cleanup(t, p, b)
+	ctx := context.Background()
+	urlA, err := p.Ensure(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Ensure(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	// Only other tenants' databases: the server's own "postgres" database is open to PUBLIC unless
+	// the server's administrator revokes that (docs/reliability.md says so).
+	for _, other := range []string{b.Names.Database} {
+		u, err := url.Parse(urlA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Path = "/" + other
+		conn, err := login(u.String())
+		if err == nil {
+			conn.Close(ctx)
+			t.Errorf("tenant A's role connected to the database %s", other)
+			continue
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" { // insufficient_privilege
+			t.Errorf("tenant A's role on the database %s: want permission denied (42501), got %v", other, err)
+		}
 	}
 }

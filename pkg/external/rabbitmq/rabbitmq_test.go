@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -489,5 +490,45 @@ func TestAMQPURL(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// otherVhostURL is an instance's own AMQP URL pointed at another vhost.
+func otherVhostURL(t *testing.T, own string, vhost string) string {
+	t.Helper()
+	u, err := url.Parse(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path, u.RawPath = "/"+vhost, "/"+url.PathEscape(vhost)
+	return u.String()
+}
+
+func TestATenantsUserIsRefusedOnAnotherTenantsVhost(t *testing.T) {
+	mgmt := testenv.RabbitMQ(t)
+	p, _ := newProvider(t, Config{ManagementURL: mgmt})
+	a, b := instance(t), instance(t)
+	cleanup(t, p, a)
+	cleanup(t, p, b)
+	urlA, err := p.Ensure(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Ensure(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := dial(urlA); err != nil {
+		t.Fatalf("tenant A can't log in to its own vhost: %v", err)
+	}
+	err = dial(otherVhostURL(t, urlA, b.Names.RabbitVhost))
+	if err == nil {
+		t.Fatal("tenant A's user opened a connection on tenant B's vhost")
+	}
+	var amqpErr *amqp.Error
+	if !errors.As(err, &amqpErr) || amqpErr.Code != amqp.AccessRefused && amqpErr.Code != amqp.NotAllowed {
+		t.Errorf("tenant A on tenant B's vhost: want RabbitMQ's access refused, got %v", err)
+	}
+	if err := dial(otherVhostURL(t, urlA, "/")); err == nil {
+		t.Error("tenant A's user opened a connection on the default vhost")
 	}
 }
