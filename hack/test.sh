@@ -42,3 +42,6 @@ export SUMMON_REQUIRE_INTEGRATION=1
 
 echo "== go test" >&2
 go test -count=1 ./... "$@"
+
+echo "== fuzz: every decoder, for a bounded time each" >&2
+hack/fuzz.sh

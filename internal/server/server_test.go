@@ -111,7 +111,7 @@ func testServer(t testing.TB, opts ...option) (*Server, *logs) {
 		fin = finalize.Teardown{Env: env}
 	}
 	l := &logs{}
-	s := newServer(cfg, slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug})), env, nil, fin)
+	s := newServer(cfg, slog.New(slog.NewJSONHandler(l, nil)), env, nil, fin)
 	if err := s.guard(); err != nil {
 		t.Fatal(err)
 	}
