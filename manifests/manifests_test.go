@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
@@ -65,6 +66,14 @@ type hook struct {
 			Namespace string `json:"namespace"`
 			Port      int32  `json:"port"`
 		} `json:"service"`
+		Authorization *struct {
+			Type      string `json:"type"`
+			SecretRef struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+				Key       string `json:"key"`
+			} `json:"secretRef"`
+		} `json:"authorization"`
 	} `json:"webhook"`
 }
 
@@ -198,25 +207,24 @@ func TestTheHookDeploymentRunsRestrictedWithItsKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the container's args are not flags summon accepts: %v", err)
 	}
-	if cfg.Listen != "0.0.0.0:8080" {
-		t.Errorf("--listen = %q, want 0.0.0.0:8080", cfg.Listen)
+	if cfg.Listen != "0.0.0.0:8080" || cfg.OpsListen != "0.0.0.0:8081" {
+		t.Errorf("--listen = %q and --ops-listen = %q, want 0.0.0.0:8080 and 0.0.0.0:8081", cfg.Listen, cfg.OpsListen)
 	}
-	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "http" && p.ContainerPort == 8080 }) {
-		t.Error("the container must expose 8080 as port http")
+	if !cfg.Authenticated() || cfg.InsecureNoAuth {
+		t.Error("the installed hook must require authentication")
+	}
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "http" && p.ContainerPort == 8080 }) ||
+		!slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "ops" && p.ContainerPort == 8081 }) {
+		t.Error("the container must expose 8080 as port http and 8081 as port ops")
+	}
+	if secret, key := mountedSecret(t, pod, c, cfg.AuthTokenFile); secret != "summon-hook-token" || key != "token" {
+		t.Errorf("--auth-token-file must come from key token of the Secret summon-hook-token, not %s/%s", secret, key)
 	}
 	if grace := pod.TerminationGracePeriodSeconds; grace == nil || time.Duration(*grace)*time.Second <= cfg.ShutdownTimeout {
 		t.Errorf("terminationGracePeriodSeconds must be longer than --shutdown-timeout (%s)", cfg.ShutdownTimeout)
 	}
-	keyDir := filepath.Dir(cfg.CredentialKeyFile)
-	mount := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == keyDir })
-	if mount < 0 {
-		t.Fatalf("nothing is mounted at %s, where --credential-key-file points", keyDir)
-	}
-	vol := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[mount].Name })
-	if vol < 0 || pod.Volumes[vol].Secret == nil || pod.Volumes[vol].Secret.SecretName != "summon-credential-key" {
-		t.Errorf("the key must come from the Secret summon-credential-key")
-	} else if opt := pod.Volumes[vol].Secret.Optional; opt != nil && *opt {
-		t.Error("the key Secret must not be optional: replicas with and without a key would disagree on credentials")
+	if secret, key := mountedSecret(t, pod, c, cfg.CredentialKeyFile); secret != "summon-credential-key" || key != "key" {
+		t.Errorf("--credential-key-file must come from key key of the Secret summon-credential-key, not %s/%s", secret, key)
 	}
 
 	type check struct {
@@ -226,8 +234,10 @@ func TestTheHookDeploymentRunsRestrictedWithItsKey(t *testing.T) {
 	for _, ch := range []check{
 		{"2 replicas", d.Spec.Replicas != nil && *d.Spec.Replicas == 2},
 		{"namespace summon-system", d.Namespace == "summon-system"},
-		{"readiness probe on /readyz", c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil && c.ReadinessProbe.HTTPGet.Path == "/readyz"},
-		{"liveness probe on /healthz", c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil && c.LivenessProbe.HTTPGet.Path == "/healthz"},
+		{"readiness probe on /readyz of port ops", c.ReadinessProbe != nil && c.ReadinessProbe.HTTPGet != nil &&
+			c.ReadinessProbe.HTTPGet.Path == "/readyz" && c.ReadinessProbe.HTTPGet.Port.String() == "ops"},
+		{"liveness probe on /healthz of port ops", c.LivenessProbe != nil && c.LivenessProbe.HTTPGet != nil &&
+			c.LivenessProbe.HTTPGet.Path == "/healthz" && c.LivenessProbe.HTTPGet.Port.String() == "ops"},
 		{"resource requests and a memory limit", c.Resources.Requests != nil && !c.Resources.Limits.Memory().IsZero()},
 		{"runAsNonRoot", pod.SecurityContext != nil && isTrue(pod.SecurityContext.RunAsNonRoot)},
 		{"seccomp RuntimeDefault", pod.SecurityContext != nil && pod.SecurityContext.SeccompProfile != nil &&
@@ -246,6 +256,101 @@ func TestTheHookDeploymentRunsRestrictedWithItsKey(t *testing.T) {
 		if !ch.ok {
 			t.Errorf("the hook Deployment must have %s", ch.what)
 		}
+	}
+}
+
+// mountedSecret says which Secret and key a file of the container comes from.
+func mountedSecret(t *testing.T, pod corev1.PodSpec, c corev1.Container, file string) (secret, key string) {
+	t.Helper()
+	dir, base := filepath.Dir(file), filepath.Base(file)
+	m := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
+	if m < 0 {
+		t.Fatalf("nothing is mounted at %s, where %s is", dir, file)
+	}
+	if c.VolumeMounts[m].SubPath != "" {
+		t.Errorf("%s is mounted with subPath: a rotated Secret would never reach the pod", dir)
+	}
+	v := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[m].Name })
+	if v < 0 || pod.Volumes[v].Secret == nil {
+		t.Fatalf("%s is not a Secret volume", dir)
+	}
+	s := pod.Volumes[v].Secret
+	if s.Optional != nil && *s.Optional {
+		t.Errorf("the Secret %s must not be optional", s.SecretName)
+	}
+	for _, item := range s.Items {
+		if item.Path == base {
+			return s.SecretName, item.Key
+		}
+	}
+	return s.SecretName, base
+}
+
+func TestEveryHookSendsTheTokenTheHookRequires(t *testing.T) {
+	var d appsv1.Deployment
+	read(t, "deployment.yaml", &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	cfg, err := server.ParseConfig(c.Args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, key := mountedSecret(t, d.Spec.Template.Spec, c, cfg.AuthTokenFile)
+	for name, h := range controller(t).Spec.Hooks {
+		a := h.Webhook.Authorization
+		if a == nil {
+			t.Errorf("hook %s sends no authorization: the hook answers it 401", name)
+			continue
+		}
+		if a.Type != "Bearer" || a.SecretRef.Name != secret || a.SecretRef.Key != key || a.SecretRef.Namespace != d.Namespace {
+			t.Errorf("hook %s sends %s %s/%s key %s, want Bearer %s/%s key %s (what the hook reads)",
+				name, a.Type, a.SecretRef.Namespace, a.SecretRef.Name, a.SecretRef.Key, d.Namespace, secret, key)
+		}
+	}
+}
+
+func TestTheNetworkPolicyAdmitsOnlyMetacontrollerToTheHooks(t *testing.T) {
+	var d appsv1.Deployment
+	read(t, "deployment.yaml", &d)
+	var np networkingv1.NetworkPolicy
+	read(t, "networkpolicy.yaml", &np)
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) || np.Namespace != d.Namespace {
+		t.Fatalf("the NetworkPolicy does not select the hook's pods (%v)", err)
+	}
+	if !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+		t.Errorf("policyTypes = %v, want only Ingress (the hook calls out to AWS, RabbitMQ, PostgreSQL)", np.Spec.PolicyTypes)
+	}
+	container := map[string]bool{}
+	for _, p := range d.Spec.Template.Spec.Containers[0].Ports {
+		container[p.Name] = true
+	}
+	metacontroller := labels.Set{"app.kubernetes.io/name": "metacontroller"}
+	metacontrollerNS := labels.Set{"kubernetes.io/metadata.name": "metacontroller"}
+	open := map[string]bool{}
+	for _, rule := range np.Spec.Ingress {
+		for _, p := range rule.Ports {
+			if p.Port == nil || !container[p.Port.String()] {
+				t.Errorf("a rule names port %v, which the hook's container does not have", p.Port)
+				continue
+			}
+			if p.Port.String() == "http" {
+				if len(rule.From) == 0 {
+					t.Error("the hooks' port is open to every pod")
+				}
+				for _, peer := range rule.From {
+					pods, _ := metav1.LabelSelectorAsSelector(peer.PodSelector)
+					nss, _ := metav1.LabelSelectorAsSelector(peer.NamespaceSelector)
+					if peer.PodSelector == nil || peer.NamespaceSelector == nil || peer.IPBlock != nil ||
+						!pods.Matches(metacontroller) || !nss.Matches(metacontrollerNS) || pods.Matches(labels.Set{"app": "other"}) {
+						t.Errorf("the hooks' port admits %+v, not only Metacontroller's pods in its namespace", peer)
+					}
+				}
+			}
+			open[p.Port.String()] = true
+		}
+	}
+	if !open["http"] || !open["ops"] {
+		t.Errorf("the NetworkPolicy must admit Metacontroller to http and everyone to ops; it opens %v", open)
 	}
 }
 

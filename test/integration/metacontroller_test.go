@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -60,7 +61,7 @@ func TestMetacontrollerRunsAPlatformThroughInstallUpgradeAndDeletion(t *testing.
 	clock := newStages(t)
 
 	hooks := startHookServer(t)
-	installCompositeController(t, c, hooks.url)
+	installCompositeController(t, c, hooks)
 	mc := startMetacontroller(t, bin, kubeconfig)
 	clock.done("hook server, CompositeController and Metacontroller started")
 
@@ -156,6 +157,68 @@ func TestMetacontrollerRunsAPlatformThroughInstallUpgradeAndDeletion(t *testing.
 		t.Errorf("the hook server's log has no finalize call for %s answered 200 with finalized: true", e.key)
 	}
 	clock.done("SummonPlatform deleted: finalize answered, finalizer removed")
+	for call, n := range hooks.codes(t) {
+		if !strings.HasSuffix(call, " 200") {
+			t.Errorf("%d hook calls answered %s: every call Metacontroller makes carries the token", n, call)
+		}
+	}
+}
+
+// TestMetacontrollerConvergesThroughAnOverloadedHook applies several SummonPlatforms at once to a
+// hook that serves one call at a time: the calls beyond it are answered 429, which Metacontroller
+// requeues, and every parent still comes as far as its first migration Job.
+func TestMetacontrollerConvergesThroughAnOverloadedHook(t *testing.T) {
+	bin := testenv.Metacontroller(t)
+	k := cluster(t)
+	k.requireCRDs(t, repoFile(t, "manifests", "crd.yaml"))
+	k.requireCRDs(t, metacontrollerCRDs(t))
+	c := k.client(t, nil)
+	kubeconfig := k.kubeconfig(t)
+
+	hooks := startHookServer(t, "--max-concurrent-hooks=1", "--overload-retry-after=1s")
+	installCompositeController(t, c, hooks)
+	mc := startMetacontroller(t, bin, kubeconfig)
+	e := &e2e{t: t, c: c, deadline: time.Now().Add(e2eDeadline), mc: mc}
+
+	namespace := fmt.Sprintf("summon-overload-%d", e2eRuns.Add(1))
+	ensureNamespace(t, c, namespace)
+	const parents = 8
+	for i := range parents {
+		p := e.parentNamed(namespace, fmt.Sprintf("car%d", i))
+		p.Object["spec"] = map[string]any{"version": "108912-6e2f8b7-release-2019-8"}
+		if err := c.Create(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.eventually("a migration Job for every parent", func(ctx context.Context) (bool, string) {
+		var jobs batchv1.JobList
+		if err := c.List(ctx, &jobs, client.InNamespace(namespace)); err != nil {
+			return false, err.Error()
+		}
+		return len(jobs.Items) == parents, fmt.Sprintf("%d of %d migration Jobs; hook answers %v", len(jobs.Items), parents, hooks.codes(t))
+	})
+	codes := hooks.codes(t)
+	t.Logf("hook answers: %v", codes)
+	for call, n := range codes {
+		if !strings.HasSuffix(call, " 200") && !strings.HasSuffix(call, " 429") {
+			t.Errorf("%d hook calls answered %s; an overloaded hook answers 429, nothing else", n, call)
+		}
+	}
+	for i := range parents {
+		p := e.parentNamed(namespace, fmt.Sprintf("car%d", i))
+		if err := c.Delete(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.eventually("every parent gone", func(ctx context.Context) (bool, string) {
+		list := &unstructured.UnstructuredList{}
+		list.SetAPIVersion(v1beta1.APIVersion)
+		list.SetKind(v1beta1.Kind + "List")
+		if err := c.List(ctx, list, client.InNamespace(namespace)); err != nil {
+			return false, err.Error()
+		}
+		return len(list.Items) == 0, fmt.Sprintf("%d left", len(list.Items))
+	})
 }
 
 // e2eRuns counts the end-to-end runs of this test binary.
@@ -172,12 +235,14 @@ type e2e struct {
 	names    children.Names
 }
 
-func (e *e2e) parent() *unstructured.Unstructured {
+func (e *e2e) parent() *unstructured.Unstructured { return e.parentNamed(e.key.Namespace, e.key.Name) }
+
+func (e *e2e) parentNamed(namespace, name string) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetAPIVersion(v1beta1.APIVersion)
 	u.SetKind(v1beta1.Kind)
-	u.SetNamespace(e.key.Namespace)
-	u.SetName(e.key.Name)
+	u.SetNamespace(namespace)
+	u.SetName(name)
 	return u
 }
 
@@ -427,25 +492,32 @@ func (s *stages) done(stage string) {
 }
 
 // hookServer is Summon's hook server (internal/server, as cmd/summon runs it) serving in this
-// process on 127.0.0.1.
+// process on 127.0.0.1, requiring the bearer token an install gives it.
 type hookServer struct {
-	url string
-	log string
+	url   string
+	log   string
+	token string
 }
 
-func startHookServer(t *testing.T) *hookServer {
+func startHookServer(t *testing.T, args ...string) *hookServer {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "credential-key")
 	if err := os.WriteFile(key, []byte("summon-integration-test-credential-key-of-at-least-32-bytes\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := server.ParseConfig([]string{
+	token := fmt.Sprintf("summon-integration-hook-token-%d-%d", time.Now().UnixNano(), e2eRuns.Load())
+	tokenFile := filepath.Join(dir, "hook-token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := server.ParseConfig(append([]string{
 		"--listen=" + net.JoinHostPort(loopback, "0"),
 		"--credential-key-file=" + key,
+		"--auth-token-file=" + tokenFile,
 		"--default-image=registry.example.com/summon-platform",
 		"--shutdown-timeout=5s",
-	}, func(string) string { return "" }, io.Discard)
+	}, args...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +545,31 @@ func startHookServer(t *testing.T) *hookServer {
 		logFile.Close()
 	})
 	dumpOnFailure(t, "hook server", logPath)
-	return &hookServer{url: "http://" + ln.Addr().String(), log: logPath}
+	return &hookServer{url: "http://" + ln.Addr().String(), log: logPath, token: token}
+}
+
+// codes counts the hook calls the hook server logged, by hook and HTTP status code.
+func (h *hookServer) codes(t *testing.T) map[string]int {
+	t.Helper()
+	f, err := os.Open(h.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]int{}
+	lines := bufio.NewScanner(f)
+	lines.Buffer(nil, 1<<20)
+	for lines.Scan() {
+		var call struct {
+			Msg  string `json:"msg"`
+			Hook string `json:"hook"`
+			Code int    `json:"code"`
+		}
+		if json.Unmarshal(lines.Bytes(), &call) == nil && call.Msg == "hook call" {
+			out[fmt.Sprintf("%s %d", call.Hook, call.Code)]++
+		}
+	}
+	return out
 }
 
 // answeredFinalized says whether the hook server logged a finalize call for a parent that
@@ -509,9 +605,23 @@ func (h *hookServer) answeredFinalized(t *testing.T, parent client.ObjectKey) bo
 }
 
 // installCompositeController creates manifests/compositecontroller.yaml with each hook's webhook
-// pointed at the hook server in this process instead of the in-cluster Service.
-func installCompositeController(t *testing.T, c client.Client, hookURL string) {
+// pointed at the hook server in this process instead of the in-cluster Service, and the token
+// Secret the install's README step creates, holding the hook server's token.
+func installCompositeController(t *testing.T, c client.Client, hs *hookServer) {
 	t.Helper()
+	hookURL := hs.url
+	ensureNamespace(t, c, "summon-system")
+	token := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "summon-hook-token", Namespace: "summon-system"},
+		StringData: map[string]string{"token": hs.token},
+	}
+	err := c.Create(t.Context(), token)
+	if apierrors.IsAlreadyExists(err) {
+		err = c.Update(t.Context(), token)
+	}
+	if err != nil {
+		t.Fatalf("writing the hook token Secret: %v", err)
+	}
 	cc := readObjects(t, repoFile(t, "manifests", "compositecontroller.yaml"))[0]
 	hooks, _, err := unstructured.NestedMap(cc.Object, "spec", "hooks")
 	if err != nil || len(hooks) == 0 {
@@ -522,6 +632,9 @@ func installCompositeController(t *testing.T, c client.Client, hookURL string) {
 		path, _ := webhook["path"].(string)
 		if path == "" {
 			t.Fatalf("hook %s has no webhook.path", name)
+		}
+		if _, ok := webhook["authorization"]; !ok {
+			t.Fatalf("hook %s sends no authorization: the hook server would answer it 401", name)
 		}
 		delete(webhook, "service")
 		delete(webhook, "path")
