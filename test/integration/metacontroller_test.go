@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -160,6 +161,68 @@ func TestMetacontrollerRunsAPlatformThroughInstallUpgradeAndDeletion(t *testing.
 	for call, n := range hooks.codes(t) {
 		if !strings.HasSuffix(call, " 200") {
 			t.Errorf("%d hook calls answered %s: every call Metacontroller makes carries the token", n, call)
+		}
+	}
+}
+
+// TestMetacontrollerCallsTheHooksOverMutualTLS serves the hooks over TLS with client certificates
+// required, and lets the real Metacontroller reach them with the caBundle and clientTLS that
+// manifests/tls/ sets (the CA inline here: the test's hook has no Service), token included.
+func TestMetacontrollerCallsTheHooksOverMutualTLS(t *testing.T) {
+	bin := testenv.Metacontroller(t)
+	k := cluster(t)
+	k.requireCRDs(t, repoFile(t, "manifests", "crd.yaml"))
+	k.requireCRDs(t, metacontrollerCRDs(t))
+	c := k.client(t, nil)
+	kubeconfig := k.kubeconfig(t)
+
+	dir := t.TempDir()
+	ca := testenv.NewCA(t, "summon-hook-ca")
+	certPEM, keyPEM := ca.Issue("summon", x509.ExtKeyUsageServerAuth)
+	clientPEM, clientKey := ca.Issue("metacontroller", x509.ExtKeyUsageClientAuth)
+	files := map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM, "ca.crt": ca.PEM}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hooks := startHookServer(t, "--tls-cert-file="+filepath.Join(dir, "tls.crt"), "--tls-key-file="+filepath.Join(dir, "tls.key"),
+		"--tls-client-ca-file="+filepath.Join(dir, "ca.crt"))
+	ensureNamespace(t, c, "summon-system")
+	clientSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("summon-metacontroller-client-%d", e2eRuns.Add(1)), Namespace: "summon-system"},
+		Data:       map[string][]byte{"tls.crt": clientPEM, "tls.key": clientKey},
+	}
+	if err := c.Create(t.Context(), clientSecret); err != nil {
+		t.Fatal(err)
+	}
+	installCompositeControllerWith(t, c, hooks, map[string]any{
+		"caBundle":  map[string]any{"inline": string(ca.PEM)},
+		"clientTLS": map[string]any{"secretRef": map[string]any{"name": clientSecret.Name, "namespace": "summon-system"}},
+	})
+	mc := startMetacontroller(t, bin, kubeconfig)
+	e := &e2e{t: t, c: c, deadline: time.Now().Add(e2eDeadline), mc: mc}
+
+	namespace := fmt.Sprintf("summon-mtls-%d", e2eRuns.Add(1))
+	ensureNamespace(t, c, namespace)
+	p := e.parentNamed(namespace, "car1")
+	p.Object["spec"] = map[string]any{"version": "108912-6e2f8b7-release-2019-8"}
+	if err := c.Create(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	e.key = client.ObjectKey{Namespace: namespace, Name: "car1"}
+	e.names = children.NamesFor("car1")
+	e.waitForMigrationJob("108912-6e2f8b7-release-2019-8")
+	if err := c.Delete(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually("the parent gone", func(ctx context.Context) (bool, string) {
+		err := c.Get(ctx, e.key, e.parent())
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	for call, n := range hooks.codes(t) {
+		if !strings.HasSuffix(call, " 200") {
+			t.Errorf("%d hook calls answered %s over mutual TLS", n, call)
 		}
 	}
 }
@@ -545,7 +608,11 @@ func startHookServer(t *testing.T, args ...string) *hookServer {
 		logFile.Close()
 	})
 	dumpOnFailure(t, "hook server", logPath)
-	return &hookServer{url: "http://" + ln.Addr().String(), log: logPath, token: token}
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	return &hookServer{url: scheme + "://" + ln.Addr().String(), log: logPath, token: token}
 }
 
 // codes counts the hook calls the hook server logged, by hook and HTTP status code.
@@ -609,6 +676,13 @@ func (h *hookServer) answeredFinalized(t *testing.T, parent client.ObjectKey) bo
 // Secret the install's README step creates, holding the hook server's token.
 func installCompositeController(t *testing.T, c client.Client, hs *hookServer) {
 	t.Helper()
+	installCompositeControllerWith(t, c, hs, nil)
+}
+
+// installCompositeControllerWith is installCompositeController with more fields set on every
+// hook's webhook (caBundle, clientTLS).
+func installCompositeControllerWith(t *testing.T, c client.Client, hs *hookServer, webhookFields map[string]any) {
+	t.Helper()
 	hookURL := hs.url
 	ensureNamespace(t, c, "summon-system")
 	token := &corev1.Secret{
@@ -639,6 +713,9 @@ func installCompositeController(t *testing.T, c client.Client, hs *hookServer) {
 		delete(webhook, "service")
 		delete(webhook, "path")
 		webhook["url"] = hookURL + path
+		for k, v := range webhookFields {
+			webhook[k] = v
+		}
 		if err := unstructured.SetNestedMap(hooks, webhook, name, "webhook"); err != nil {
 			t.Fatal(err)
 		}
