@@ -184,6 +184,19 @@ func (c *Cluster) Sync(hook func(*metacontroller.SyncRequest) *metacontroller.Sy
 	return resp
 }
 
+// Scale sets a workload's replicas as another controller (an HPA, kubectl scale) does through
+// the scale subresource: spec.replicas changes and the generation moves, while Metacontroller's
+// last-applied annotation stays what Summon answered last.
+func (c *Cluster) Scale(group, name string, replicas int64) {
+	obj := c.Get(group, name)
+	spec, _ := obj["spec"].(map[string]any)
+	// Stored as JSON decodes it, like every other number of a stored spec.
+	spec["replicas"] = float64(replicas)
+	meta := obj["metadata"].(map[string]any)
+	meta["generation"] = asInt(meta["generation"]) + 1
+	meta["resourceVersion"] = c.nextVersion()
+}
+
 // EditSpec changes the parent's spec and bumps its generation, as an apply would.
 func (c *Cluster) EditSpec(edit func(*v1beta1.Spec)) {
 	edit(&c.Parent.Spec)

@@ -10,8 +10,9 @@ import (
 // waits for running tasks, and the default 30 s cuts long ones off mid-way.
 const celerydGracePeriod = 300
 
-// CeleryWorkerDeployment is the Deployment of Celery workers.
-func CeleryWorkerDeployment(p Platform, r Release) *appsv1.Deployment {
+// CeleryWorkerDeployment is the Deployment of Celery workers. replicas is the spec's count, or,
+// while an HPA scales celeryd, the count the core hands over to it.
+func CeleryWorkerDeployment(p Platform, r Release, replicas int32) *appsv1.Deployment {
 	s := p.Spec
 	c := corev1.Container{
 		Command: []string{
@@ -23,5 +24,5 @@ func CeleryWorkerDeployment(p Platform, r Release) *appsv1.Deployment {
 	}
 	tpl := appPodTemplate(p, Celeryd, r, c)
 	tpl.Spec.TerminationGracePeriodSeconds = ptr.To[int64](celerydGracePeriod)
-	return appDeployment(p, Celeryd, r, scaledReplicas(s.Autoscaling.Celeryd != nil, s.Replicas.Celeryd), tpl)
+	return appDeployment(p, Celeryd, r, replicas, tpl)
 }

@@ -12,5 +12,5 @@ func ChannelWorkerDeployment(p Platform, r Release) *appsv1.Deployment {
 		Command:   append([]string{"python", "manage.py", "runworker"}, s.App.ChannelLayers...),
 		Resources: s.Resources.ChannelWorker,
 	}
-	return appDeployment(p, ChannelWorker, r, s.Replicas.ChannelWorker, appPodTemplate(p, ChannelWorker, r, c))
+	return appDeployment(p, ChannelWorker, r, *s.Replicas.ChannelWorker, appPodTemplate(p, ChannelWorker, r, c))
 }

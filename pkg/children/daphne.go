@@ -20,5 +20,5 @@ func DaphneDeployment(p Platform, r Release) *appsv1.Deployment {
 		ReadinessProbe: tcpProbe(10, 3),
 		LivenessProbe:  tcpProbe(20, 6),
 	}
-	return appDeployment(p, Daphne, r, s.Replicas.Daphne, appPodTemplate(p, Daphne, r, c))
+	return appDeployment(p, Daphne, r, *s.Replicas.Daphne, appPodTemplate(p, Daphne, r, c))
 }

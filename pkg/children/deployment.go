@@ -12,16 +12,17 @@ import (
 // default of ten old ReplicaSets each clutter every list call.
 const revisionHistory = 3
 
-// appDeployment wraps an app pod template in a Deployment. replicas is nil when an HPA owns the
-// count: a Deployment that states replicas would fight its autoscaler on every sync.
-func appDeployment(p Platform, c Component, r Release, replicas *int32, tpl corev1.PodTemplateSpec) *appsv1.Deployment {
+// appDeployment wraps an app pod template in a Deployment. It always states replicas, even while
+// an HPA scales the component: a field that leaves Metacontroller's answer is removed by its
+// three-way merge, and the API server then defaults it to 1 (see platform.HandOverReplicas).
+func appDeployment(p Platform, c Component, r Release, replicas int32, tpl corev1.PodTemplateSpec) *appsv1.Deployment {
 	maxSurge := intstr.FromString("25%")
 	maxUnavailable := intstr.FromInt32(0)
 	return &appsv1.Deployment{
 		TypeMeta:   typeMeta("apps/v1", "Deployment"),
 		ObjectMeta: objectMeta(p, p.Names.Of(c), VersionedLabels(p.Name, c, r.Version)),
 		Spec: appsv1.DeploymentSpec{
-			Replicas: replicas,
+			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(p.Name, c)},
 			Template: tpl,
 			// Never fewer ready pods than asked for during a rollout.
@@ -37,12 +38,4 @@ func appDeployment(p Platform, c Component, r Release, replicas *int32, tpl core
 // objectMeta is the metadata of every child: its name, the parent's namespace, its labels.
 func objectMeta(p Platform, name string, labels map[string]string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: p.Namespace, Labels: labels}
-}
-
-// scaledReplicas is the replica count of a component that may have an HPA: none when it has one.
-func scaledReplicas(autoscaled bool, replicas *int32) *int32 {
-	if autoscaled {
-		return nil
-	}
-	return replicas
 }

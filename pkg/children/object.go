@@ -75,11 +75,15 @@ var serverOwnedMeta = []string{
 }
 
 // AsObserved returns an observed child as the hook should return it to keep it unchanged. When
-// Metacontroller's last-applied annotation is there, that is exactly what the hook asked for last
-// time, so returning it changes nothing and fights no one (an HPA, a kubectl scale). Otherwise the
-// observed object is returned without what the server owns.
+// Metacontroller's last-applied annotation is there, that is what the hook asked for last time:
+// returning it claims none of the fields the API server defaulted, and changes nothing Summon
+// set. One field Summon sets is changed by others, spec.replicas (an HPA, kubectl scale), and
+// Metacontroller's merge sets every field of the answer: so the observed count goes back, not the
+// last applied one, or a paused instance or one in Error would scale its HPA's pods away. Without
+// the annotation the observed object is returned without what the server owns.
 func AsObserved(observed metacontroller.Object) metacontroller.Object {
 	if last, ok := lastApplied(observed); ok {
+		keepObservedReplicas(last, observed)
 		return last
 	}
 	out := deepCopy(observed)
@@ -96,6 +100,14 @@ func AsObserved(observed metacontroller.Object) metacontroller.Object {
 		}
 	}
 	return out
+}
+
+func keepObservedReplicas(last, observed metacontroller.Object) {
+	lastSpec, _ := last["spec"].(map[string]any)
+	observedSpec, _ := observed["spec"].(map[string]any)
+	if n, ok := observedSpec["replicas"]; ok && lastSpec != nil {
+		lastSpec["replicas"] = n
+	}
 }
 
 func lastApplied(observed metacontroller.Object) (metacontroller.Object, bool) {

@@ -19,5 +19,5 @@ func StaticDeployment(p Platform, r Release) *appsv1.Deployment {
 		ReadinessProbe: tcpProbe(10, 3),
 		LivenessProbe:  tcpProbe(20, 6),
 	}
-	return appDeployment(p, Static, r, s.Replicas.Static, appPodTemplate(p, Static, r, c))
+	return appDeployment(p, Static, r, *s.Replicas.Static, appPodTemplate(p, Static, r, c))
 }

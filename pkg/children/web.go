@@ -6,8 +6,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// WebDeployment is the gunicorn Deployment that serves Django's HTTP traffic.
-func WebDeployment(p Platform, r Release) *appsv1.Deployment {
+// WebDeployment is the gunicorn Deployment that serves Django's HTTP traffic. replicas is the
+// spec's count, or, while an HPA scales web, the count the core hands over to it.
+func WebDeployment(p Platform, r Release, replicas int32) *appsv1.Deployment {
 	s := p.Spec
 	c := corev1.Container{
 		// Workers and threads are explicit: gunicorn's default of one sync worker leaves most of
@@ -29,8 +30,7 @@ func WebDeployment(p Platform, r Release) *appsv1.Deployment {
 		ReadinessProbe: withThresholds(webProbe(p), 10, 3),
 		LivenessProbe:  withThresholds(webProbe(p), 20, 6),
 	}
-	autoscaled := s.Autoscaling.Web != nil
-	return appDeployment(p, Web, r, scaledReplicas(autoscaled, s.Replicas.Web), appPodTemplate(p, Web, r, c))
+	return appDeployment(p, Web, r, replicas, appPodTemplate(p, Web, r, c))
 }
 
 // webProbe asks Django's health endpoint the way the Ingress would. Behind TLS termination Django

@@ -74,8 +74,10 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		v, ok := decision.Targets[string(c)]
 		return children.Release{Version: v, ConfigHash: configHash}, ok
 	}
+	beatReplicas := gate.BeatReplicas(*spec.Replicas.CeleryBeat, len(seen.otherBeats) > 0)
+	replicas := func(c children.Component) int32 { return desiredReplicas(p, c, seen.workloads[c], beatReplicas) }
 	if r, ok := release(children.Web); ok {
-		d.add(children.WebDeployment(p, r))
+		d.add(children.WebDeployment(p, r, replicas(children.Web)))
 	}
 	if r, ok := release(children.Daphne); ok {
 		d.add(children.DaphneDeployment(p, r))
@@ -84,12 +86,11 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		d.add(children.ChannelWorkerDeployment(p, r))
 	}
 	if r, ok := release(children.Celeryd); ok {
-		d.add(children.CeleryWorkerDeployment(p, r))
+		d.add(children.CeleryWorkerDeployment(p, r, replicas(children.Celeryd)))
 	}
 	if r, ok := release(children.Static); ok {
 		d.add(children.StaticDeployment(p, r))
 	}
-	beatReplicas := gate.BeatReplicas(*spec.Replicas.CeleryBeat, len(seen.otherBeats) > 0)
 	if r, ok := release(children.CeleryBeat); ok {
 		d.add(children.BeatStatefulSet(p, r, beatReplicas))
 	}

@@ -170,7 +170,7 @@ func rolloutOf(p children.Platform, seen observation, targets map[string]string,
 	r := rollout{complete: true, components: map[string]v1beta1.ComponentStatus{}}
 	for _, c := range children.AppComponents {
 		w := seen.workloads[c]
-		want := wantReplicas(p, c, w, beatReplicas)
+		want := desiredReplicas(p, c, w, beatReplicas)
 		if w != nil {
 			r.components[string(c)] = v1beta1.ComponentStatus{Desired: want, Ready: w.ready, Updated: w.updated, Version: w.version}
 		}
@@ -184,37 +184,6 @@ func rolloutOf(p children.Platform, seen observation, targets map[string]string,
 		r.components = nil
 	}
 	return r
-}
-
-// wantReplicas is how many pods a component should run: the spec's count, or the HPA's (as
-// observed) when it has one.
-func wantReplicas(p children.Platform, c children.Component, w *observedWorkload, beatReplicas int32) int32 {
-	s := p.Spec
-	fromHPA := func() int32 {
-		if w != nil && w.replicas != nil {
-			return *w.replicas
-		}
-		return 1
-	}
-	switch c {
-	case children.Web:
-		if s.Autoscaling.Web != nil {
-			return fromHPA()
-		}
-		return *s.Replicas.Web
-	case children.Celeryd:
-		if s.Autoscaling.Celeryd != nil {
-			return fromHPA()
-		}
-		return *s.Replicas.Celeryd
-	case children.Daphne:
-		return *s.Replicas.Daphne
-	case children.ChannelWorker:
-		return *s.Replicas.ChannelWorker
-	case children.Static:
-		return *s.Replicas.Static
-	}
-	return beatReplicas
 }
 
 func (r rollout) waitingMessage(version string) string {

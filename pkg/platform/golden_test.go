@@ -123,12 +123,58 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		addLegacyBeat(t, c)
 		return c.Request()
 	},
-	"autoscaling-on": func(t *testing.T) *metacontroller.SyncRequest {
-		c := installed(t, platform("car1-qa"))
+	// Autoscaling turned on for an instance running 5 web pods, inside the HPA's bounds: web keeps
+	// its 5 (the answer states them, so Metacontroller's merge doesn't drop the field to 1), and
+	// celeryd, running 1 with bounds 1 to 8, keeps its 1.
+	"autoscaling-on-inside-the-bounds": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) { s.Replicas.Web = ptr(int32(5)) })))
 		c.EditSpec(func(s *v1beta1.Spec) {
-			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 2, MaxReplicas: 10}
+			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 3, MaxReplicas: 10}
 			s.Autoscaling.Celeryd = &v1beta1.HorizontalScaling{MinReplicas: 1, MaxReplicas: 8, TargetCPUUtilizationPercentage: 60}
 		})
+		return c.Request()
+	},
+	// Running 1 web pod, turned on with minReplicas 2: web goes up to 2, as the HPA would.
+	"autoscaling-on-below-the-bounds": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 2, MaxReplicas: 10} })
+		return c.Request()
+	},
+	// Running 12 web pods, turned on with maxReplicas 10: web comes down to 10, as the HPA would.
+	"autoscaling-on-above-the-bounds": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) { s.Replicas.Web = ptr(int32(12)) })))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 3, MaxReplicas: 10} })
+		return c.Request()
+	},
+	// The HPA scaled web from 3 to 7 through the scale subresource: the answer repeats 7 and
+	// changes nothing (Summon never fights the HPA).
+	"autoscaling-steady-after-the-hpa-scaled-up": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 3, MaxReplicas: 10}
+		})))
+		scaleLikeTheHPA(t, c, children.Web, 7)
+		c.Sync(hook(c))
+		return c.Request()
+	},
+	// A spec that can't be trusted freezes every child as it was applied, except the count the HPA
+	// set since: Metacontroller's merge would put the last applied count back over it.
+	"autoscaling-frozen-keeps-the-hpa-count": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 3, MaxReplicas: 10}
+		})))
+		scaleLikeTheHPA(t, c, children.Web, 7)
+		c.EditSpec(func(s *v1beta1.Spec) { s.Replicas.CeleryBeat = ptr(int32(2)) })
+		return c.Request()
+	},
+	// Autoscaling turned off while the HPA ran 7 web pods, with replicas.web 4: the HPA goes and
+	// web comes to 4 (never below the smaller of the two counts).
+	"autoscaling-turned-off": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 3, MaxReplicas: 10}
+		})))
+		scaleLikeTheHPA(t, c, children.Web, 7)
+		c.Sync(hook(c))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Autoscaling.Web = nil; s.Replicas.Web = ptr(int32(4)) })
 		return c.Request()
 	},
 	// A setting changed: the config Secret and the config hash in every pod template change.
@@ -334,6 +380,17 @@ func jobFor(t *testing.T, c *sim.Cluster, version string) string {
 	}
 	t.Fatalf("no migration Job for version %s among %v", version, c.MigrationJobs())
 	return ""
+}
+
+// scaleLikeTheHPA scales a workload as the HPA controller does and lets the rollout finish.
+func scaleLikeTheHPA(t *testing.T, c *sim.Cluster, comp children.Component, n int64) {
+	t.Helper()
+	name := children.NamesFor(c.Parent.Name).Of(comp)
+	if c.Get(GroupDeployment, name) == nil {
+		t.Fatalf("no %s Deployment to scale", comp)
+	}
+	c.Scale(GroupDeployment, name, n)
+	c.RollOut()
 }
 
 // addLegacyBeat puts a beat Deployment of an older layout into the cluster, running.

@@ -100,7 +100,7 @@ func (h *history) step() {
 	}
 	c := h.c
 	var drop string
-	switch h.rng.IntN(16) {
+	switch h.rng.IntN(18) {
 	case 0, 1, 2:
 		h.log = append(h.log, "sync")
 	case 3:
@@ -157,6 +157,22 @@ func (h *history) step() {
 	case 15:
 		drop = DeclaredGroups[h.rng.IntN(len(DeclaredGroups))]
 		h.log = append(h.log, "request misses "+drop)
+	case 16:
+		h.log = append(h.log, "toggle autoscaling of web")
+		c.EditSpec(func(s *v1beta1.Spec) {
+			if s.Autoscaling.Web != nil {
+				s.Autoscaling.Web = nil
+			} else {
+				s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 2, MaxReplicas: 6}
+			}
+		})
+	case 17:
+		web := children.NamesFor(c.Parent.Name).Of(children.Web)
+		if c.Parent.Spec.Autoscaling.Web != nil && c.Get(GroupDeployment, web) != nil {
+			n := int64(2 + h.rng.IntN(5))
+			h.log = append(h.log, fmt.Sprintf("the HPA scales web to %d", n))
+			c.Scale(GroupDeployment, web, n)
+		}
 	}
 	h.syncAndCheck(drop)
 }
@@ -253,6 +269,17 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 		}
 	}
 
+	// Every app Deployment states its replicas: one that leaves the answer is dropped by
+	// Metacontroller's merge and defaulted to 1 by the API server.
+	for _, obj := range resp.Children {
+		if ref := refOf(obj); ref.group == GroupDeployment && labelsOf(obj)[children.LabelManagedBy] == "summon" {
+			if spec, _ := obj["spec"].(map[string]any); spec["replicas"] == nil {
+				h.failf("Deployment %s states no replicas", ref.name)
+			}
+		}
+	}
+	h.checkAutoscaledWeb(req, resp)
+
 	// One migration at a time: no new Job while another is running.
 	var running []string
 	for _, obj := range req.Children[GroupJob] {
@@ -271,6 +298,34 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 		again, _ := json.Marshal(Sync(req, testEnv(h.c.Clock)))
 		if !bytes.Equal(body, again) {
 			h.failf("the same request gave two different responses")
+		}
+	}
+}
+
+// checkAutoscaledWeb: while an HPA scales web, an answer never asks for fewer web pods than
+// run (unless more run than maxReplicas allows) and never for more (unless fewer run than
+// minReplicas): it neither cuts a running instance down nor fights the HPA.
+func (h *history) checkAutoscaledWeb(req *metacontroller.SyncRequest, resp *metacontroller.SyncResponse) {
+	var par struct {
+		Spec v1beta1.Spec `json:"spec"`
+	}
+	if json.Unmarshal(req.Parent, &par) != nil || par.Spec.Autoscaling.Web == nil {
+		return
+	}
+	hpa := par.Spec.Autoscaling.Web
+	web := children.NamesFor(h.c.Parent.Name).Of(children.Web)
+	observed := req.Children[GroupDeployment][h.c.Parent.Namespace+"/"+web]
+	if observed == nil {
+		return
+	}
+	running := specReplicas(observed)
+	for _, obj := range resp.Children {
+		if ref := refOf(obj); ref.group != GroupDeployment || ref.name != web {
+			continue
+		}
+		lo, hi := min(running, hpa.MaxReplicas), max(running, hpa.MinReplicas)
+		if got := specReplicas(obj); got < lo || got > hi {
+			h.failf("web runs %d with an HPA of %d to %d, and the answer asks for %d", running, hpa.MinReplicas, hpa.MaxReplicas, got)
 		}
 	}
 }
@@ -333,6 +388,13 @@ func TestPropertiesCanFail(t *testing.T) {
 			}
 		},
 		"a null children list": func(resp *metacontroller.SyncResponse) { resp.Children = nil },
+		"a Deployment that leaves replicas to the API server's default": func(resp *metacontroller.SyncResponse) {
+			for _, obj := range resp.Children {
+				if refOf(obj).group == GroupDeployment {
+					delete(obj["spec"].(map[string]any), "replicas")
+				}
+			}
+		},
 	}
 	for name, breakIt := range breakers {
 		t.Run(name, func(t *testing.T) {
