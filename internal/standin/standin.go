@@ -195,22 +195,22 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	c.factory = dynamicinformer.NewDynamicSharedInformerFactory(c.dyn, 0)
 
-	c.parents = c.factory.ForResource(c.parent.gvr).Informer()
-	parentEvents := cache.ResourceEventHandlerFuncs{
+	// The periodic resync applies to parents only, as in Metacontroller: a parent informer of its
+	// own carries it.
+	var resync time.Duration
+	if p := c.cc.Spec.ResyncPeriod; p != nil && *p > 0 {
+		resync = time.Duration(*p) * time.Second
+	}
+	c.parents = dynamicinformer.NewFilteredDynamicInformer(c.dyn, c.parent.gvr, metav1.NamespaceAll, resync,
+		cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
+	if _, err := c.parents.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueParent,
 		UpdateFunc: func(_, cur any) { c.enqueueParent(cur) },
 		DeleteFunc: c.enqueueParent,
-	}
-	var err error
-	if p := c.cc.Spec.ResyncPeriod; p != nil && *p > 0 {
-		// The periodic resync applies to parents only, as in Metacontroller.
-		_, err = c.parents.AddEventHandlerWithResyncPeriod(parentEvents, time.Duration(*p)*time.Second)
-	} else {
-		_, err = c.parents.AddEventHandler(parentEvents)
-	}
-	if err != nil {
+	}); err != nil {
 		return err
 	}
+	go c.parents.RunWithContext(ctx)
 	for _, t := range c.children {
 		inf := c.factory.ForResource(t.gvr)
 		c.listers[t.group()] = inf.Lister()
@@ -232,6 +232,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		if !ok {
 			return fmt.Errorf("the informer of %s did not sync", gvr)
 		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), c.parents.HasSynced) {
+		return fmt.Errorf("the informer of %s did not sync", c.parent.gvr)
 	}
 	c.log.Info("stand-in running", "controller", c.cc.Metadata.Name, "strategy", string(c.strategy))
 
