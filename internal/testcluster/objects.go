@@ -5,6 +5,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 )
 
@@ -83,4 +84,30 @@ phase: ` + string(phase) + `
 			"next":        map[string]any{"statusTemplate": template},
 		},
 	}}
+}
+
+// DerivedStage is a copy of one of the installed stages (base, as read from the cluster, e.g.
+// "pod-ready") that acts only on pods with labels, after delay, under a name of its own. Its
+// weight is 1, so it wins over base (weight 0) wherever both match: a test makes, say, its web
+// pods take a while to become Ready, as real ones do.
+func DerivedStage(base *unstructured.Unstructured, name string, labels map[string]string, delayMillis int64) *unstructured.Unstructured {
+	s := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": base.GetAPIVersion(),
+		"kind":       base.GetKind(),
+		"metadata":   map[string]any{"name": name},
+		"spec":       deepCopyMap(base.Object["spec"]),
+	}}
+	expr, _, _ := unstructured.NestedSlice(s.Object, "spec", "selector", "matchExpressions")
+	for k, v := range labels {
+		expr = append(expr, map[string]any{"key": `.metadata.labels["` + k + `"]`, "operator": "In", "values": []any{v}})
+	}
+	_ = unstructured.SetNestedSlice(s.Object, expr, "spec", "selector", "matchExpressions")
+	_ = unstructured.SetNestedField(s.Object, int64(1), "spec", "weight")
+	_ = unstructured.SetNestedMap(s.Object, map[string]any{"durationMilliseconds": delayMillis}, "spec", "delay")
+	return s
+}
+
+func deepCopyMap(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return runtime.DeepCopyJSON(m)
 }

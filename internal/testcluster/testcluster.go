@@ -80,8 +80,10 @@ type Options struct {
 	KwokDir string
 	// Nodes is the number of fake nodes (default 2).
 	Nodes int
-	// LogDir receives one log file per process (default: a new temporary directory).
-	LogDir string
+	// LogDir receives one log file per process (default: a new temporary directory, removed by
+	// Stop unless KeepLogs).
+	LogDir   string
+	KeepLogs bool
 	// ControllerManagerArgs are added to kube-controller-manager's flags (later flags win), e.g.
 	// "--horizontal-pod-autoscaler-sync-period=5s".
 	ControllerManagerArgs []string
@@ -109,6 +111,7 @@ type Cluster struct {
 	config     *rest.Config
 	kubeconfig string
 	logDir     string
+	removeLogs bool
 	procs      []*process
 	// StartTime is how long Start took, from nothing to a Deployment's pod Ready.
 	StartTime time.Duration
@@ -143,12 +146,14 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return nil, fmt.Errorf("the test cluster needs %s: %w (build it with hack/kube-binaries.sh or hack/kwok.sh)", bin, err)
 		}
 	}
+	removeLogs := false
 	if o.LogDir == "" {
 		if o.LogDir, err = os.MkdirTemp("", "summon-testcluster-"); err != nil {
 			return nil, err
 		}
+		removeLogs = !o.KeepLogs
 	}
-	c = &Cluster{logDir: o.LogDir}
+	c = &Cluster{logDir: o.LogDir, removeLogs: removeLogs}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, c.Stop())
@@ -246,6 +251,11 @@ func (c *Cluster) Stop() error {
 		if c.env != nil {
 			if err := c.env.Stop(); err != nil {
 				errs = append(errs, fmt.Errorf("stopping kube-apiserver and etcd: %w", err))
+			}
+		}
+		if c.removeLogs {
+			if err := os.RemoveAll(c.logDir); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		c.stopErr = errors.Join(errs...)

@@ -65,6 +65,9 @@ func run(m *testing.M) int {
 		shared.startErr = err
 	}
 	code := m.Run()
+	if builtHookDir != "" {
+		os.RemoveAll(builtHookDir)
+	}
 	if err := c.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping the test cluster: %v\n", err)
 		if code == 0 {
@@ -164,6 +167,7 @@ var hookBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	builtHookDir = dir
 	bin := filepath.Join(dir, "summon")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/summon")
 	cmd.Dir = root
@@ -172,6 +176,9 @@ var hookBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// builtHookDir holds the hook binary built by hookBinary; TestMain removes it.
+var builtHookDir string
 
 // hookServer is a running hook server process.
 type hookServer struct {

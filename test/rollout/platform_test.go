@@ -213,3 +213,16 @@ func createStage(t *testing.T, cl clients, stage *unstructured.Unstructured, ns 
 		}
 	})
 }
+
+// slowReadyWeb makes the namespace's web pods take a while to become Ready after they are
+// scheduled, as real ones do: with pods Ready at once, a rollout that drops below its replica
+// count for a moment could go unseen.
+func slowReadyWeb(t *testing.T, cl clients, ns string, delay time.Duration) {
+	t.Helper()
+	base, err := cl.dyn.Resource(testcluster.StageGVR).Get(t.Context(), "pod-ready", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("reading kwok's pod-ready stage: %v", err)
+	}
+	createStage(t, cl, testcluster.DerivedStage(base, ns+"-slow-ready-web",
+		map[string]string{children.LabelComponent: string(children.Web)}, delay.Milliseconds()), ns)
+}

@@ -21,8 +21,12 @@ import (
 	"github.com/forklift-dev/summon/pkg/children"
 )
 
-// migrationTime is how long a slow migration pod runs before it succeeds.
-const migrationTime = 6 * time.Second
+// migrationTime is how long a slow migration pod runs before it succeeds, and readyTime how long
+// a web pod takes to become Ready once scheduled.
+const (
+	migrationTime = 6 * time.Second
+	readyTime     = 2 * time.Second
+)
 
 // TestVersionBumpKeepsThreeWebPodsServing bumps the version of an instance with web at 3 replicas
 // while its migrations take a while. On every event: never fewer than 3 web pods Ready, no app
@@ -36,6 +40,7 @@ func TestVersionBumpKeepsThreeWebPodsServing(t *testing.T) {
 			ns := newNamespace(t, cl.kube, "bump-"+strings.ReplaceAll(string(strategy), "-apply", ""))
 			tl := record(t, cl.kube, ns)
 			slowMigrations(t, cl, ns, migrationTime)
+			slowReadyWeb(t, cl, ns, readyTime)
 			hook := startHook(t)
 			startController(t, c, hook.url(), strategy)
 
@@ -183,6 +188,7 @@ func TestHookKilledMidRolloutAndChildDeletedConverge(t *testing.T) {
 	ns := newNamespace(t, cl.kube, "kill")
 	tl := record(t, cl.kube, ns)
 	slowMigrations(t, cl, ns, migrationTime)
+	slowReadyWeb(t, cl, ns, readyTime)
 	hook := startHook(t)
 	startController(t, c, hook.url(), standin.DynamicApply)
 
