@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"syscall"
@@ -205,6 +206,14 @@ func TestHookKilledMidRolloutAndChildDeletedConverge(t *testing.T) {
 		return st.Phase == v1beta1.PhaseMigrating && st.ObservedGeneration == p.GetGeneration()
 	})
 	hook.stop(syscall.SIGKILL)
+	if conn, err := net.DialTimeout("tcp", hook.addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatal("the hook server still answers after SIGKILL")
+	}
+	job, err := cl.kube.BatchV1().Jobs(ns).Get(t.Context(), children.NamesFor(in.name).MigrationJob("v2", 0), metav1.GetOptions{})
+	if err != nil || jobSucceeded(job) {
+		t.Fatalf("the hook must die while the v2 migration runs; its Job: %v (error %v)", job.Status, err)
+	}
 	// The Job finishes while no hook answers; the controller's syncs fail meanwhile and change
 	// nothing.
 	time.Sleep(migrationTime + 2*time.Second)
