@@ -303,9 +303,11 @@ func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strat
 	cc := compositeController(t, hookURL)
 	logPath := filepath.Join(t.TempDir(), "controller.log")
 	if bin := os.Getenv("METACONTROLLER_BIN"); bin != "" {
+		t.Logf("controller: Metacontroller %s, apply strategy %s", bin, strategy)
 		startMetacontroller(t, c, bin, cc, strategy, logPath)
 		return
 	}
+	t.Logf("controller: the stand-in (internal/standin), apply strategy %s", strategy)
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
