@@ -92,6 +92,7 @@ type Controller struct {
 	strategy ApplyStrategy
 	log      *slog.Logger
 	dyn      dynamic.Interface
+	disco    discovery.DiscoveryInterface
 	http     *http.Client
 
 	parent   resourceType
@@ -148,7 +149,7 @@ func New(o Options) (*Controller, error) {
 		return nil, err
 	}
 	c := &Controller{
-		cc: cc, ccJSON: ccJSON, strategy: o.Strategy, log: o.Log, dyn: dyn,
+		cc: cc, ccJSON: ccJSON, strategy: o.Strategy, log: o.Log, dyn: dyn, disco: disco,
 		http:      &http.Client{},
 		byGroup:   map[string]resourceType{},
 		listers:   map[string]cache.GenericLister{},
@@ -513,17 +514,11 @@ func (c *Controller) relatedLister(ctx context.Context, gvr schema.GroupVersionR
 		c.related[gvr] = lister
 		c.mu.Unlock()
 	}
-	objs, err := lister.List(labels.Everything())
+	t, err := resolve(c.disco, resourceRule{APIVersion: gvr.GroupVersion().String(), Resource: gvr.Resource}, "")
 	if err != nil {
 		return nil, "", err
 	}
-	// The kind of a related group comes from its objects; with none, from the resource name,
-	// which is all the request then needs.
-	kind := strings.TrimSuffix(gvr.Resource, "s")
-	if len(objs) > 0 {
-		kind = objs[0].(*unstructured.Unstructured).GetKind()
-	}
-	return lister, kind, nil
+	return lister, t.kind, nil
 }
 
 // retryLater is a hook's 429: call again after a while, change nothing meanwhile.
