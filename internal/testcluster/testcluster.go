@@ -10,6 +10,18 @@
 // kubeconfig of the developer's is read) and installs nothing but kwok's Stage CRD and stages.
 // The binaries come from hack/kube-binaries.sh (KUBEBUILDER_ASSETS) and hack/kwok.sh
 // (SUMMON_KWOK_DIR).
+//
+// A test binary usually starts one cluster in TestMain and gives each test a namespace of its own:
+//
+//	o, err := testcluster.OptionsFromEnv() // or testenv.TestCluster(t) inside a test
+//	c, err := testcluster.Start(ctx, o)
+//	defer c.Stop()
+//	cfg := c.Config()        // an admin's *rest.Config
+//	path := c.Kubeconfig()   // the same, for kubectl or Metacontroller
+//	if t.Failed() { t.Log(c.Tails(40)) }
+//
+// Stages change what kwok does to some pods: PodStage (succeed or fail after a delay) and
+// DerivedStage (an installed stage, slowed down), created through StageGVR.
 package testcluster
 
 import (
