@@ -28,6 +28,12 @@ bin=$(hack/build.sh)
 echo "== test services" >&2
 KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)
 export KUBEBUILDER_ASSETS
+# The real-controller test cluster (internal/testcluster, test/rollout): kwok beside the kube
+# binaries, and the hook binary just built, which the rollout proofs kill and restart.
+SUMMON_KWOK_DIR=$(hack/kwok.sh | tail -n 1)
+export SUMMON_KWOK_DIR
+SUMMON_HOOK_BIN="$PWD/$bin"
+export SUMMON_HOOK_BIN
 # Each start prints one NAME=value line; a start that fails must stop the run, not export nothing.
 for service in postgres rabbitmq; do
   started+=("$service")
@@ -41,7 +47,9 @@ done
 export SUMMON_REQUIRE_INTEGRATION=1
 
 echo "== go test" >&2
-go test -count=1 ./... "$@"
+# The rollout proofs (test/rollout) take minutes; go test's default of 10 minutes per package is
+# too tight for them on a loaded 2-core machine.
+go test -count=1 -timeout 30m ./... "$@"
 
 echo "== fuzz: every decoder, for a bounded time each" >&2
 hack/fuzz.sh

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/forklift-dev/summon/internal/testcluster"
 	"github.com/forklift-dev/summon/pkg/external"
 )
 
@@ -35,6 +36,21 @@ func KubeAssets(t testing.TB) string {
 	return require(t, "KUBEBUILDER_ASSETS",
 		`run hack/test.sh, which builds kube-apiserver, etcd and kubectl and sets it, or set it yourself: `+
 			`export KUBEBUILDER_ASSETS="$(hack/kube-binaries.sh | tail -n 1)"`)
+}
+
+// TestCluster returns where the binaries of the real-controller test cluster are
+// (internal/testcluster): KUBEBUILDER_ASSETS and SUMMON_KWOK_DIR, both set by hack/test.sh.
+func TestCluster(t testing.TB) testcluster.Options {
+	t.Helper()
+	o, err := testcluster.OptionsFromEnv()
+	if err == nil {
+		return o
+	}
+	if os.Getenv("SUMMON_REQUIRE_INTEGRATION") == "1" {
+		t.Fatalf("%v, and SUMMON_REQUIRE_INTEGRATION=1", err)
+	}
+	t.Skip(err)
+	return o
 }
 
 // Metacontroller returns the path of a Metacontroller binary (METACONTROLLER_BIN), or skips.
