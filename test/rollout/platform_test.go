@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -108,13 +109,26 @@ func (in *instance) get(ctx context.Context) (*unstructured.Unstructured, v1beta
 	return p, st, nil
 }
 
-// patchSpec merges a patch into the spec.
-func (in *instance) patchSpec(patch map[string]any) {
+// patchSpec merges a patch into the spec and returns the resourceVersion of the write, where
+// the change falls among the recorded watch events.
+func (in *instance) patchSpec(patch map[string]any) int64 {
 	in.t.Helper()
 	b, _ := json.Marshal(map[string]any{"spec": patch})
-	if _, err := in.cl.dyn.Resource(platformGVR).Namespace(in.ns).Patch(in.t.Context(), in.name, types.MergePatchType, b, metav1.PatchOptions{}); err != nil {
+	p, err := in.cl.dyn.Resource(platformGVR).Namespace(in.ns).Patch(in.t.Context(), in.name, types.MergePatchType, b, metav1.PatchOptions{})
+	if err != nil {
 		in.t.Fatalf("patching the spec with %s: %v", b, err)
 	}
+	return resourceVersion(in.t, p)
+}
+
+// resourceVersion reads an object's resourceVersion as the number etcd's revision is.
+func resourceVersion(t *testing.T, o metav1.Object) int64 {
+	t.Helper()
+	rv, err := strconv.ParseInt(o.GetResourceVersion(), 10, 64)
+	if err != nil {
+		t.Fatalf("unreadable resourceVersion %q", o.GetResourceVersion())
+	}
+	return rv
 }
 
 // waitReady waits until the status says Ready on version, for the current generation, and every

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,14 +22,14 @@ import (
 	"github.com/forklift-dev/summon/pkg/children"
 )
 
-// event is one watch event of a pod or a Job.
+// event is one watch event of a pod, a Job or a Deployment.
 type event struct {
 	rv  int64
 	typ watch.EventType
 	obj metav1.Object
 }
 
-// timeline records every pod and Job event of a namespace, from two watches (restarted from the
+// timeline records every pod, Job and Deployment event of a namespace, from three watches (restarted from the
 // last resourceVersion if the API server ends one). The two streams are merged by
 // resourceVersion, which kube-apiserver on etcd takes from etcd's one global revision counter, so
 // the merged order is the order in which the writes happened.
@@ -61,7 +62,15 @@ func record(t *testing.T, cs kubernetes.Interface, ns string) *timeline {
 			return cs.BatchV1().Jobs(ns).Watch(ctx, o)
 		},
 	}
-	for _, lw := range []*cache.ListWatch{pods, jobs} {
+	deployments := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return cs.AppsV1().Deployments(ns).List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return cs.AppsV1().Deployments(ns).Watch(ctx, o)
+		},
+	}
+	for _, lw := range []*cache.ListWatch{pods, jobs, deployments} {
 		list, err := lw.ListWithContext(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -127,10 +136,11 @@ func (tl *timeline) snapshot(t *testing.T) []event {
 	return out
 }
 
-// state is the namespace's pods and Jobs after some prefix of the events.
+// state is the namespace's pods, Jobs and Deployments after some prefix of the events.
 type state struct {
-	pods map[string]*corev1.Pod
-	jobs map[string]*batchv1.Job
+	pods        map[string]*corev1.Pod
+	jobs        map[string]*batchv1.Job
+	deployments map[string]*appsv1.Deployment
 }
 
 // invariant looks at the state after one event and says what is wrong, or "".
@@ -143,7 +153,7 @@ type invariant struct {
 // with the first few violations of each.
 func replay(t *testing.T, events []event, invs ...invariant) {
 	t.Helper()
-	s := state{pods: map[string]*corev1.Pod{}, jobs: map[string]*batchv1.Job{}}
+	s := state{pods: map[string]*corev1.Pod{}, jobs: map[string]*batchv1.Job{}, deployments: map[string]*appsv1.Deployment{}}
 	violations := map[string][]string{}
 	for _, ev := range events {
 		switch o := ev.obj.(type) {
@@ -158,6 +168,12 @@ func replay(t *testing.T, events []event, invs ...invariant) {
 				delete(s.jobs, o.Name)
 			} else {
 				s.jobs[o.Name] = o
+			}
+		case *appsv1.Deployment:
+			if ev.typ == watch.Deleted {
+				delete(s.deployments, o.Name)
+			} else {
+				s.deployments[o.Name] = o
 			}
 		}
 		for _, inv := range invs {
@@ -197,6 +213,8 @@ func kindOf(o metav1.Object) string {
 		return "Pod"
 	case *batchv1.Job:
 		return "Job"
+	case *appsv1.Deployment:
+		return "Deployment"
 	}
 	return fmt.Sprintf("%T", o)
 }
