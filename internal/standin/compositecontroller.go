@@ -42,9 +42,20 @@ type childResource struct {
 type hook struct {
 	Version string `json:"version"`
 	Webhook struct {
-		URL     string `json:"url"`
-		Timeout string `json:"timeout"`
+		URL           string `json:"url"`
+		Timeout       string `json:"timeout"`
+		Authorization *struct {
+			Type      string `json:"type"`
+			SecretRef struct {
+				Name      string `json:"name"`
+				Namespace string `json:"namespace"`
+				Key       string `json:"key"`
+			} `json:"secretRef"`
+		} `json:"authorization"`
 	} `json:"webhook"`
+	// authHeader is the Authorization header the hook is called with, read from the Secret when
+	// the controller starts (as Metacontroller reads it when the CompositeController is created).
+	authHeader string
 }
 
 // Update methods of a child resource (Metacontroller's ChildUpdateMethod).

@@ -19,6 +19,7 @@ package standin
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,6 +159,11 @@ func New(o Options) (*Controller, error) {
 	}
 	if c.parent, err = resolve(disco, cc.Spec.ParentResource, ""); err != nil {
 		return nil, err
+	}
+	for _, h := range []*hook{cc.Spec.Hooks.Customize, cc.Spec.Hooks.Sync, cc.Spec.Hooks.Finalize} {
+		if err := c.resolveAuthorization(h); err != nil {
+			return nil, err
+		}
 	}
 	for _, child := range cc.Spec.ChildResources {
 		t, err := resolve(disco, child.resourceRule, child.UpdateStrategy.Method)
@@ -521,6 +527,32 @@ func (c *Controller) relatedLister(ctx context.Context, gvr schema.GroupVersionR
 	return lister, t.kind, nil
 }
 
+// resolveAuthorization reads the token of a hook's authorization.secretRef, once: Metacontroller
+// (v4.17) too reads it when the CompositeController is created or changed, not on every call.
+func (c *Controller) resolveAuthorization(h *hook) error {
+	if h == nil || h.Webhook.Authorization == nil {
+		return nil
+	}
+	a := h.Webhook.Authorization
+	ref := a.SecretRef
+	secret, err := c.dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "secrets"}).Namespace(ref.Namespace).
+		Get(context.Background(), ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the authorization Secret %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	encoded, _, _ := unstructured.NestedString(secret.Object, "data", ref.Key)
+	token, err := base64.StdEncoding.DecodeString(encoded)
+	if err != nil || len(token) == 0 {
+		return fmt.Errorf("the authorization Secret %s/%s has no key %s", ref.Namespace, ref.Name, ref.Key)
+	}
+	scheme := a.Type
+	if scheme == "" {
+		scheme = "Bearer"
+	}
+	h.authHeader = scheme + " " + string(token)
+	return nil
+}
+
 // retryLater is a hook's 429: call again after a while, change nothing meanwhile.
 type retryLater struct{ after time.Duration }
 
@@ -542,6 +574,9 @@ func (c *Controller) call(ctx context.Context, h *hook, req, resp any) error {
 		return err
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	if h.authHeader != "" {
+		hr.Header.Set("Authorization", h.authHeader)
+	}
 	res, err := c.http.Do(hr)
 	if err != nil {
 		return err

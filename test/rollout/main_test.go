@@ -205,12 +205,17 @@ func startHook(t *testing.T, env ...string) *hookServer {
 	if err := os.WriteFile(key, []byte("summon-rollout-test-credential-key-of-at-least-32-bytes\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	token := filepath.Join(dir, "hook-token")
+	if err := os.WriteFile(token, []byte(hookToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	h := &hookServer{
 		t: t, bin: bin, addr: net.JoinHostPort(loopback, freePort(t)), env: env, log: filepath.Join(dir, "summon.log"),
 	}
 	h.args = []string{
 		"--listen=" + h.addr,
 		"--credential-key-file=" + key,
+		"--auth-token-file=" + token,
 		"--default-image=registry.example.com/summon-platform",
 		"--shutdown-timeout=5s",
 	}
@@ -296,11 +301,32 @@ func compositeController(t *testing.T, url string) *unstructured.Unstructured {
 	return cc
 }
 
+// hookToken is the bearer token of every hook server these proofs run, kept in the Secret that
+// manifests/compositecontroller.yaml names, as the install's README step creates it.
+const hookToken = "summon-rollout-test-hook-token-of-at-least-32-characters"
+
+// ensureHookToken creates that Secret once per cluster.
+func ensureHookToken(t *testing.T, cs kubernetes.Interface) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "summon-system"}}
+	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "summon-hook-token", Namespace: "summon-system"},
+		StringData: map[string]string{"token": hookToken},
+	}
+	if _, err := cs.CoreV1().Secrets("summon-system").Create(t.Context(), secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
 // startController runs Metacontroller's loop for Summon's CompositeController against the hook:
 // the stand-in in this process, or the real Metacontroller when METACONTROLLER_BIN is set.
 func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strategy standin.ApplyStrategy) {
 	t.Helper()
 	cc := compositeController(t, hookURL)
+	ensureHookToken(t, clientsOf(c).kube)
 	logPath := filepath.Join(t.TempDir(), "controller.log")
 	if bin := os.Getenv("METACONTROLLER_BIN"); bin != "" {
 		t.Logf("controller: Metacontroller %s, apply strategy %s", bin, strategy)
