@@ -1,10 +1,17 @@
 package dashboard
 
 import (
+	"encoding/json"
+	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/forklift-dev/summon/internal/dashboard/fleettest"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 )
 
@@ -84,4 +91,39 @@ func with(groups ...[]platformOption) []platformOption {
 		out = append(out, g...)
 	}
 	return out
+}
+
+// observed is what the informers would hold for a simulated instance: the SummonPlatform, read
+// as the view reads it, and its workloads and Jobs.
+func observed(t *testing.T, in *fleettest.Instance) instanceData {
+	t.Helper()
+	raw, err := json.Marshal(in.Parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var u unstructured.Unstructured
+	if err := u.UnmarshalJSON(raw); err != nil {
+		t.Fatal(err)
+	}
+	d := instanceData{Platform: platformFrom(&u)}
+	for _, obj := range in.Workloads() {
+		switch obj["kind"] {
+		case "Deployment":
+			d.Deployments = append(d.Deployments, typed[appsv1.Deployment](t, obj))
+		case "StatefulSet":
+			d.StatefulSets = append(d.StatefulSets, typed[appsv1.StatefulSet](t, obj))
+		case "Job":
+			d.Jobs = append(d.Jobs, typed[batchv1.Job](t, obj))
+		}
+	}
+	return d
+}
+
+func typed[T any](t *testing.T, obj map[string]any) *T {
+	t.Helper()
+	var out T
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
 }
