@@ -61,8 +61,8 @@ func TestAFailedUpgradeShowsTheFailedJobWhileTheOldVersionServes(t *testing.T) {
 	job := children.NamesFor("car1-qa").MigrationJob(v2, 0)
 	wantJobs := []jobRow{{
 		Name: job, Version: v2, Attempt: 0, State: "Failed", StateClass: "job-failed",
-		Reason:  "BackoffLimitExceeded: Job has reached the specified backoff limit",
-		Current: true,
+		Reason:        "BackoffLimitExceeded: Job has reached the specified backoff limit",
+		Current:       true,
 		KubectlLogs:   "kubectl logs job/" + job + " -n summon-qa",
 		SummonctlLogs: "summonctl logs car1-qa migrations -n summon-qa",
 	}}
