@@ -66,10 +66,8 @@ func newWatches(cfg *rest.Config, namespace string) (*watches, error) {
 			return nil, fmt.Errorf("indexing the informers: %w", err)
 		}
 	}
+	// A factory's informers index by namespace already, which is the one index of events.
 	events := in.events.Core().V1().Events().Informer()
-	if err := events.AddIndexers(eventIndexers); err != nil {
-		return nil, fmt.Errorf("indexing the informers: %w", err)
-	}
 	in.view = newView(stores{
 		deployments:  children[0].GetIndexer(),
 		statefulSets: children[1].GetIndexer(),

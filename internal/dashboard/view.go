@@ -30,8 +30,8 @@ func instanceIndex(obj any) ([]string, error) {
 	return []string{m.GetNamespace() + "/" + instance}, nil
 }
 
-// childIndexers index Deployments, StatefulSets, Jobs and Pods; eventIndexers index Events, which
-// carry no instance label, by namespace.
+// childIndexers index Deployments, StatefulSets, Jobs and Pods; Events, which carry no instance
+// label, are indexed by namespace (as an informer factory's informers are already).
 var (
 	childIndexers = cache.Indexers{byInstance: instanceIndex}
 	eventIndexers = cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}

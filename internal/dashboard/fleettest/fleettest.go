@@ -72,25 +72,33 @@ func (in *Instance) Migrating() *Instance {
 	return in
 }
 
-// Deploying lets the migration succeed and syncs until the workloads move to the version.
+// Deploying lets the migration succeed (migrating first if it has not started) and syncs until
+// the workloads move to the version.
 func (in *Instance) Deploying() *Instance {
-	in.Migrating()
+	if in.Phase() != v1beta1.PhaseMigrating {
+		in.Migrating()
+	}
 	in.CompleteJob(in.migrationJob())
 	in.until(v1beta1.PhaseDeploying, nil)
 	return in
 }
 
-// Ready rolls the workloads out and syncs until the instance is Ready.
+// Ready rolls the workloads out (once they deploy) and syncs until the instance is Ready.
 func (in *Instance) Ready() *Instance {
-	in.Deploying()
+	if in.Phase() != v1beta1.PhaseDeploying {
+		in.Deploying()
+	}
 	in.RollOut()
 	in.until(v1beta1.PhaseReady, nil)
 	return in
 }
 
-// MigrationFailed lets the spec's version's migration fail.
+// MigrationFailed lets the spec's version's migration fail (migrating first if it has not
+// started).
 func (in *Instance) MigrationFailed() *Instance {
-	in.Migrating()
+	if in.Phase() != v1beta1.PhaseMigrating {
+		in.Migrating()
+	}
 	in.FailJob(in.migrationJob())
 	in.until(v1beta1.PhaseError, nil)
 	return in
