@@ -95,7 +95,7 @@ func Get(t testing.TB) *envtest.Environment {
 // start starts etcd and kube-apiserver, each listening on 127.0.0.1 only (envtest's defaults
 // resolve "localhost", and etcd's peer URL would be on it too).
 func start(crds []string) (*envtest.Environment, error) {
-	ports, err := FreePorts(3)
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +118,8 @@ func start(crds []string) (*envtest.Environment, error) {
 	return env, nil
 }
 
-// FreePorts finds n free TCP ports on 127.0.0.1.
-func FreePorts(n int) ([]string, error) {
+// freePorts finds n free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]string, error) {
 	var ports []string
 	for range n {
 		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
