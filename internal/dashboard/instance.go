@@ -24,7 +24,6 @@ const maxEvents = 30
 // instanceModel is one instance's page.
 type instanceModel struct {
 	Namespace, Name string
-	Href            string
 	Phase           string
 	PhaseClass      string
 	Message         string
@@ -116,7 +115,6 @@ func instancePage(d instanceData, now time.Time) instanceModel {
 	m := instanceModel{
 		Namespace:          p.Meta.Namespace,
 		Name:               p.Meta.Name,
-		Href:               instanceHref(p.Meta.Namespace, p.Meta.Name),
 		Phase:              string(st.Phase),
 		Message:            st.Message,
 		MigrationFailed:    platform.MigrationFailed(st),

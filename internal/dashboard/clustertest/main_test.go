@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,10 +89,15 @@ func (k cluster) user(t *testing.T, name string, groups ...string) *envtest.Auth
 }
 
 // kubectl runs the kubectl of KUBEBUILDER_ASSETS as an admin and returns its stdout and stderr.
+// Its caches go to a temporary directory, not ~/.kube.
 func (k cluster) kubectl(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctl := k.env.ControlPlane.KubeCtl()
-	ctl.Opts = append(ctl.Opts, "--cache-dir="+t.TempDir())
+	admin, err := k.user(t, "summon-clustertest-admin", "system:masters").Kubectl()
+	if err != nil {
+		t.Fatalf("a kubectl for an admin: %v", err)
+	}
+	ctl := *admin
+	ctl.Opts = append(slices.Clone(admin.Opts), "--cache-dir="+t.TempDir())
 	out, errOut, err := ctl.Run(args...)
 	o, _ := io.ReadAll(out)
 	e, _ := io.ReadAll(errOut)
