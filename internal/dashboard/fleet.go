@@ -334,11 +334,11 @@ func (q fleetQuery) matches(r fleetRow) bool {
 }
 
 // sortRows orders the rows: by the chosen column, or by default with every instance in Error or
-// with a failed migration first. Namespace and name break every tie, so the order never
-// flickers between two renders.
+// with a failed migration first. Namespace and name break every tie, so the order is total and
+// never flickers between two renders.
 func sortRows(rows []fleetRow, q fleetQuery) {
 	byColumn, chosen := columnBy(q.Sort)
-	slices.SortStableFunc(rows, func(a, b fleetRow) int {
+	slices.SortFunc(rows, func(a, b fleetRow) int {
 		if chosen {
 			c := byColumn(&a, &b)
 			if q.Desc {

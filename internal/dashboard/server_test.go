@@ -20,7 +20,7 @@ import (
 )
 
 // testServer serves a view filled directly, as the informers would fill it.
-func testServer(t *testing.T, ps ...Platform) (*server, *View) {
+func testServer(t testing.TB, ps ...Platform) (*server, *View) {
 	t.Helper()
 	v := newView(newStores())
 	for _, p := range ps {
