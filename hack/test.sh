@@ -42,6 +42,10 @@ for service in postgres rabbitmq; do
   export "${line?}"
 done
 
+echo "== browser: Debian's chromium for the dashboard's browser tests" >&2
+SUMMON_TEST_CHROMIUM=$(hack/chromium.sh | tail -n 1) || { echo "installing chromium failed" >&2; exit 1; }
+export SUMMON_TEST_CHROMIUM
+
 # Integration tests skip when their service is missing on a developer's plain `go test ./...`;
 # here a skip is a failure.
 export SUMMON_REQUIRE_INTEGRATION=1

@@ -18,6 +18,19 @@ const (
 	JobFailed
 )
 
+// String is the state in words, as the Job's own conditions would say it.
+func (s JobState) String() string {
+	switch s {
+	case JobActive:
+		return "Active"
+	case JobSucceeded:
+		return "Succeeded"
+	case JobFailed:
+		return "Failed"
+	}
+	return fmt.Sprintf("JobState(%d)", int(s))
+}
+
 // MigrationJob is one observed migration Job.
 type MigrationJob struct {
 	Name    string

@@ -196,7 +196,7 @@ func (o *observation) observeWorkload(p children.Platform, ref childRef, obj met
 				st.ReadyReplicas >= want && st.Replicas == want
 		}
 	}
-	w.version = templateVersion(tpl)
+	w.version = TemplateVersion(tpl)
 	w.configHash = tpl.Annotations[children.AnnotationConfigHash]
 	if w.version == "" {
 		// A workload whose version can't be read can't be gated: keep it untouched and say so.
@@ -230,9 +230,9 @@ func isBeat(ref childRef, obj metacontroller.Object) bool {
 	return strings.HasSuffix(ref.name, "-celerybeat") || strings.HasSuffix(ref.name, "-beat")
 }
 
-// templateVersion reads the version a pod template runs: Summon's version label, or else the tag
-// of its first container's image.
-func templateVersion(tpl corev1.PodTemplateSpec) string {
+// TemplateVersion reads the version a pod template runs: Summon's version label, or else the tag
+// of its first container's image. "" means it can't be read.
+func TemplateVersion(tpl corev1.PodTemplateSpec) string {
 	if v := tpl.Labels[children.LabelVersion]; v != "" {
 		return v
 	}
@@ -247,16 +247,27 @@ func templateVersion(tpl corev1.PodTemplateSpec) string {
 }
 
 func (o *observation) observeJob(p children.Platform, obj metacontroller.Object) {
-	l := labelsOf(obj)
-	if l[children.LabelComponent] != string(children.Migrations) || l[children.LabelInstance] != p.Name {
-		return
-	}
 	var j batchv1.Job
 	if err := decodeTyped(obj, &j); err != nil {
 		return
 	}
-	attempt, _ := strconv.Atoi(annotationsOf(obj)[children.AnnotationMigrationAttempt])
-	mj := gate.MigrationJob{Name: j.Name, Version: l[children.LabelVersion], Attempt: int32(attempt), State: gate.JobActive}
+	mj, ok := MigrationJobOf(p.Name, &j)
+	if !ok {
+		return
+	}
+	o.jobs = append(o.jobs, mj)
+	o.jobObjects[mj.Name] = obj
+}
+
+// MigrationJobOf reads a Job as the migration gate sees it: its version, attempt and state. ok is
+// false when the Job is not a migration Job of the instance named instance. Readers of the
+// cluster (summonctl, the dashboard) call it too, so that a Job's state means the same everywhere.
+func MigrationJobOf(instance string, j *batchv1.Job) (mj gate.MigrationJob, ok bool) {
+	if j.Labels[children.LabelComponent] != string(children.Migrations) || j.Labels[children.LabelInstance] != instance {
+		return gate.MigrationJob{}, false
+	}
+	attempt, _ := strconv.Atoi(j.Annotations[children.AnnotationMigrationAttempt])
+	mj = gate.MigrationJob{Name: j.Name, Version: j.Labels[children.LabelVersion], Attempt: int32(attempt), State: gate.JobActive}
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
@@ -271,6 +282,5 @@ func (o *observation) observeJob(p children.Platform, obj metacontroller.Object)
 			mj.Reason = strings.TrimSpace(c.Reason + ": " + c.Message)
 		}
 	}
-	o.jobs = append(o.jobs, mj)
-	o.jobObjects[mj.Name] = obj
+	return mj, true
 }

@@ -22,6 +22,25 @@ type parent struct {
 	specErr error
 }
 
+// Parent is a SummonPlatform as the hook reads it.
+type Parent struct {
+	Meta   metav1.ObjectMeta
+	Spec   v1beta1.Spec
+	Status v1beta1.Status
+	// SpecErr says why the spec can't be read, in the words the hook's status uses; nil when it
+	// can.
+	SpecErr error
+}
+
+// ReadParent reads a SummonPlatform's JSON the way the sync hook does, so that a reader of the
+// cluster (summonctl, the dashboard) copes with the same bad input in the same words: metadata,
+// spec and status are read apart, and a spec that can't be read leaves the name and the status.
+// The error is for JSON that is not an object, or has no metadata.name.
+func ReadParent(raw []byte) (Parent, error) {
+	p, err := decodeParent(raw)
+	return Parent{Meta: p.meta, Spec: p.spec, Status: p.status, SpecErr: p.specErr}, err
+}
+
 func decodeParent(raw []byte) (parent, error) {
 	var p parent
 	var shell struct {

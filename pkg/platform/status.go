@@ -33,6 +33,13 @@ const (
 	reasonProviderMissing   = "ProviderMissing"
 )
 
+// MigrationFailed says whether a status reports that the spec's version failed to migrate, so that
+// readers of the status (summonctl, the dashboard) don't match the reason themselves.
+func MigrationFailed(st v1beta1.Status) bool {
+	c := meta.FindStatusCondition(st.Conditions, v1beta1.ConditionMigrated)
+	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reasonMigrationFailed
+}
+
 // conditions sets conditions on a status the way Kubernetes does: lastTransitionTime moves only
 // when a condition's status changes. A timestamp that moved on every sync would make every status
 // write trigger the next sync.

@@ -7,20 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,110 +24,19 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/yaml"
 
 	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testenv/controlplane"
 )
 
 // loopback is the only address anything started by these tests listens on.
 const loopback = "127.0.0.1"
 
-// plane is the one control plane of this test binary; TestMain starts and stops it.
-var plane struct {
-	env      *envtest.Environment
-	startErr error
-}
-
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	// controller-runtime complains on stderr, with a stack, when something logs before a logger
-	// is set; envtest's own logs are not worth reading here.
-	ctrllog.SetLogger(logr.Discard())
-
-	// Without KUBEBUILDER_ASSETS each test skips (or fails) through testenv.KubeAssets, which says
-	// how to get the binaries; nothing is started.
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		return m.Run()
-	}
-	env, err := startControlPlane()
-	if err != nil {
-		plane.startErr = err
-		return m.Run()
-	}
-	plane.env = env
-
-	// An interrupted run (Ctrl-C, a cancelled CI job) still stops kube-apiserver and etcd.
-	interrupted := make(chan os.Signal, 1)
-	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
-	var stopOnce sync.Once
-	stop := func() error {
-		var err error
-		stopOnce.Do(func() { err = env.Stop() })
-		return err
-	}
-	go func() {
-		if _, ok := <-interrupted; ok {
-			_ = stop()
-			os.Exit(1)
-		}
-	}()
-
-	code := m.Run()
-	signal.Stop(interrupted)
-	close(interrupted)
-	if err := stop(); err != nil {
-		fmt.Fprintf(os.Stderr, "stopping kube-apiserver and etcd: %v\n", err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	return code
-}
-
-// startControlPlane starts etcd and kube-apiserver from KUBEBUILDER_ASSETS, each listening on
-// 127.0.0.1 only (envtest's defaults resolve "localhost", and etcd's peer URL would be on it too).
-func startControlPlane() (*envtest.Environment, error) {
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: net.JoinHostPort(loopback, ports[0])}}
-	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
-	api := &envtest.APIServer{}
-	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
-
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),
-		// Never a cluster from the developer's kubeconfig (envtest honours USE_EXISTING_CLUSTER).
-		UseExistingCluster: ptr.To(false),
-		ControlPlane:       envtest.ControlPlane{Etcd: etcd, APIServer: api},
-	}
-	if _, err := env.Start(); err != nil {
-		// A half-started plane (etcd up, the API server not) is stopped too.
-		return nil, errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), env.Stop())
-	}
-	return env, nil
-}
-
-// freePorts finds n free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]string, error) {
-	var ports []string
-	for range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		defer ln.Close()
-		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	}
-	return ports, nil
+	os.Exit(controlplane.Main(m))
 }
 
 // kube is the shared control plane as one test sees it.
@@ -145,14 +48,7 @@ type kube struct {
 // when KUBEBUILDER_ASSETS is not set.
 func cluster(t *testing.T) kube {
 	t.Helper()
-	testenv.KubeAssets(t)
-	if plane.startErr != nil {
-		t.Fatal(plane.startErr)
-	}
-	if plane.env == nil {
-		t.Fatal("KUBEBUILDER_ASSETS is set, but it was not when TestMain ran")
-	}
-	return kube{env: plane.env}
+	return kube{env: controlplane.Get(t)}
 }
 
 var scheme = func() *runtime.Scheme {

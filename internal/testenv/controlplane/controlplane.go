@@ -1,0 +1,133 @@
+// Package controlplane runs the one real kube-apiserver and etcd of a test binary (from
+// KUBEBUILDER_ASSETS, as envtest starts them), listening on 127.0.0.1 only, and stops them when
+// the tests are done, even when the run is interrupted. Without KUBEBUILDER_ASSETS it starts
+// nothing, and each test that asks for the control plane skips, or fails under
+// SUMMON_REQUIRE_INTEGRATION=1 (testenv.KubeAssets).
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/forklift-dev/summon/internal/testenv"
+)
+
+// loopback is the only address the control plane listens on.
+const loopback = "127.0.0.1"
+
+var plane struct {
+	env      *envtest.Environment
+	startErr error
+}
+
+// Main runs a test binary's tests (call it from TestMain) around one control plane and returns
+// the exit code. The CRDs of the files in crds are installed before any test runs.
+func Main(m *testing.M, crds ...string) int {
+	// controller-runtime complains on stderr, with a stack, when something logs before a logger
+	// is set; envtest's own logs are not worth reading here.
+	ctrllog.SetLogger(logr.Discard())
+
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		return m.Run()
+	}
+	env, err := start(crds)
+	if err != nil {
+		plane.startErr = err
+		return m.Run()
+	}
+	plane.env = env
+
+	// An interrupted run (Ctrl-C, a cancelled CI job) still stops kube-apiserver and etcd.
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	var stopOnce sync.Once
+	stop := func() error {
+		var err error
+		stopOnce.Do(func() { err = env.Stop() })
+		return err
+	}
+	go func() {
+		if _, ok := <-interrupted; ok {
+			_ = stop()
+			os.Exit(1)
+		}
+	}()
+
+	code := m.Run()
+	signal.Stop(interrupted)
+	close(interrupted)
+	if err := stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping kube-apiserver and etcd: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// Get returns the running control plane, or skips (fails under SUMMON_REQUIRE_INTEGRATION=1)
+// when KUBEBUILDER_ASSETS is not set.
+func Get(t testing.TB) *envtest.Environment {
+	t.Helper()
+	testenv.KubeAssets(t)
+	if plane.startErr != nil {
+		t.Fatal(plane.startErr)
+	}
+	if plane.env == nil {
+		t.Fatal("KUBEBUILDER_ASSETS is set, but it was not when TestMain ran (or TestMain doesn't call controlplane.Main)")
+	}
+	return plane.env
+}
+
+// start starts etcd and kube-apiserver, each listening on 127.0.0.1 only (envtest's defaults
+// resolve "localhost", and etcd's peer URL would be on it too).
+func start(crds []string) (*envtest.Environment, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: net.JoinHostPort(loopback, ports[0])}}
+	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
+	api := &envtest.APIServer{}
+	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
+
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),
+		// Never a cluster from the developer's kubeconfig (envtest honours USE_EXISTING_CLUSTER).
+		UseExistingCluster: ptr.To(false),
+		ControlPlane:       envtest.ControlPlane{Etcd: etcd, APIServer: api},
+		CRDInstallOptions:  envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true},
+	}
+	if _, err := env.Start(); err != nil {
+		// A half-started plane (etcd up, the API server not) is stopped too.
+		return nil, errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), env.Stop())
+	}
+	return env, nil
+}
+
+// freePorts finds n free TCP ports on 127.0.0.1.
+func freePorts(n int) ([]string, error) {
+	var ports []string
+	for range n {
+		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer ln.Close()
+		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	return ports, nil
+}
