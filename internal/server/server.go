@@ -44,6 +44,8 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *metrics
 	ready   atomic.Bool
+	// profile is served at GET /config.
+	profile platform.HookProfile
 	// closers release the providers' connections once the last hook call is done.
 	closers []func()
 }
@@ -101,6 +103,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		ensurer, fin.Outside = systems, systems
 	}
 	s := newServer(cfg, log, env, ensurer, fin)
+	s.profile = hookProfile(cfg, deriver, systems.View)
 	s.closers = append(s.closers, closeSystems)
 	return s, nil
 }
@@ -129,6 +132,8 @@ func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer sy
 		return c.String(http.StatusOK, "ready\n")
 	})
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	// The hook's non-secret configuration, for summonctl render and diff and the dashboard.
+	e.GET("/config", func(c echo.Context) error { return c.JSON(http.StatusOK, s.profile) })
 	s.echo = e
 	return s
 }
