@@ -9,3 +9,9 @@ import _ "embed"
 //
 //go:embed crd.yaml
 var CRD []byte
+
+// CompositeController is manifests/compositecontroller.yaml, which tells Metacontroller how to
+// apply each child type.
+//
+//go:embed compositecontroller.yaml
+var CompositeController []byte

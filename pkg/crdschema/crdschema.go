@@ -17,6 +17,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
 	schemavalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
@@ -82,11 +83,17 @@ var SummonPlatform = sync.OnceValues(func() (*Validator, error) {
 })
 
 // Validate checks one object, decoded as the API server decodes JSON (whole numbers as int64, as
-// k8s.io/apimachinery/pkg/util/json gives them). Like the server, it first drops the nulls that
-// the schema has no use for, in obj itself: what is left is what the server would store.
+// k8s.io/apimachinery/pkg/util/json gives them). Like the server, it first drops, in obj itself,
+// the nulls that the schema has no use for and the fields it doesn't know: what is left is what
+// the server would store. Each unknown field is an error here, as the server's strict field
+// validation (kubectl apply's default) makes it.
 func (v *Validator) Validate(ctx context.Context, obj map[string]any) field.ErrorList {
 	defaulting.PruneNonNullableNullsWithoutDefaults(obj, v.structural)
-	errs := schemavalidation.ValidateCustomResource(nil, obj, v.schema)
+	var errs field.ErrorList
+	for _, path := range pruning.PruneWithOptions(obj, v.structural, true, structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}) {
+		errs = append(errs, field.Forbidden(field.NewPath(path), "unknown field: the schema has no such field (check its spelling and indentation)"))
+	}
+	errs = append(errs, schemavalidation.ValidateCustomResource(nil, obj, v.schema)...)
 	errs = append(errs, listtype.ValidateListSetsAndMaps(nil, v.structural, obj)...)
 	celErrs, _ := v.cel.Validate(ctx, nil, v.structural, obj, nil, celconfig.RuntimeCELCostBudget)
 	return append(errs, celErrs...)
