@@ -93,6 +93,8 @@ func decodeDocument(file string, start int, text []byte) document {
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			d.line = start + n - 1
+			// The line is the document's; file:line says it already.
+			msg = strings.Replace(msg, m[0]+": ", "", 1)
 		}
 		d.err = fmt.Errorf("%s", msg)
 		return d

@@ -184,7 +184,9 @@ func streamExec(ctx context.Context, cfg *rest.Config, u *url.URL, in io.Reader,
 }
 
 // sizeQueue reports the terminal's size at start and after each SIGWINCH.
-type sizeQueue struct{ sizes chan remotecommand.TerminalSize }
+type sizeQueue struct {
+	sizes chan remotecommand.TerminalSize
+}
 
 func newSizeQueue(ctx context.Context, f *os.File) *sizeQueue {
 	q := &sizeQueue{sizes: make(chan remotecommand.TerminalSize, 1)}
