@@ -186,6 +186,16 @@ func diffSummary(version string, before, after v1beta1.Status, changes []change)
 			keptOn = av
 		}
 	}
+	byComponent := func(names []string) []string {
+		var out []string
+		for _, c := range children.AppComponents {
+			if slices.Contains(names, string(c)) {
+				out = append(out, string(c))
+			}
+		}
+		return out
+	}
+	keep, roll, restart, create = byComponent(keep), byComponent(roll), byComponent(restart), byComponent(create)
 	if len(keep) > 0 {
 		until := "until the migrations of " + version + " succeed"
 		if startedJob != "" {
@@ -208,12 +218,15 @@ func diffSummary(version string, before, after v1beta1.Status, changes []change)
 			out = append(out, verb+" "+strings.Join(names, ", "))
 		}
 	}
-	if before.Phase != after.Phase || before.Message != after.Message {
+	switch {
+	case before.Phase != after.Phase:
 		from := string(before.Phase)
 		if from == "" {
 			from = "(none)"
 		}
 		out = append(out, fmt.Sprintf("phase %s → %s: %s", from, after.Phase, after.Message))
+	case before.Message != after.Message:
+		out = append(out, fmt.Sprintf("phase stays %s: %s", after.Phase, after.Message))
 	}
 	return out
 }

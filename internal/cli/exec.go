@@ -65,7 +65,12 @@ func newExecCommand(g *globals, use, short string, command []string, extra bool,
 (` + componentList() + `), chosen by Summon's labels; the exec goes through the API server
 (WebSocket, or SPDY where the server is older), with a terminal when stdin is one.`,
 		Example:           example(g.name, examples),
-		Args:              args(1, 2, "NAME and at most one COMPONENT"),
+		Args: func(cmd *cobra.Command, a []string) error {
+			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
+				a = a[:dash]
+			}
+			return args(1, 2, "NAME and at most one COMPONENT")(cmd, a)
+		},
 		ValidArgsFunction: completeNameAndComponent(g),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			var after []string
@@ -74,9 +79,6 @@ func newExecCommand(g *globals, use, short string, command []string, extra bool,
 					return usageError("%s runs its own command; use %s shell NAME -- COMMAND for another", use, g.name)
 				}
 				a, after = a[:dash], a[dash:]
-				if len(a) == 0 || len(a) > 2 {
-					return usageError("%s takes NAME and at most one COMPONENT before --", cmd.CommandPath())
-				}
 			}
 			if err := o.Complete(a, command, after); err != nil {
 				return err

@@ -45,6 +45,7 @@ const loopback = "127.0.0.1"
 // plane is the one control plane of this test binary; TestMain starts and stops it.
 var plane struct {
 	env      *envtest.Environment
+	egress   *egressProxy
 	startErr error
 }
 
@@ -62,7 +63,18 @@ func run(m *testing.M) int {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return m.Run()
 	}
-	env, err := startControlPlane()
+	egress, egressConfig, err := startEgressProxy()
+	if err != nil {
+		plane.startErr = err
+		return m.Run()
+	}
+	plane.egress = egress
+	defer func() {
+		if err := egress.stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the egress proxy: %v\n", err)
+		}
+	}()
+	env, err := startControlPlane(egressConfig)
 	if err != nil {
 		plane.startErr = err
 		return m.Run()
@@ -99,7 +111,9 @@ func run(m *testing.M) int {
 
 // startControlPlane starts etcd and kube-apiserver from KUBEBUILDER_ASSETS, each listening on
 // 127.0.0.1 only (envtest's defaults resolve "localhost", and etcd's peer URL would be on it too).
-func startControlPlane() (*envtest.Environment, error) {
+// The API server's traffic to the cluster (its service proxy) goes through the egress proxy of
+// egressConfig.
+func startControlPlane(egressConfig string) (*envtest.Environment, error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -108,6 +122,7 @@ func startControlPlane() (*envtest.Environment, error) {
 	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
 	api := &envtest.APIServer{}
 	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
+	api.Configure().Set("egress-selector-config-file", egressConfig)
 
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),
