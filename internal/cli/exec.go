@@ -64,7 +64,7 @@ func newExecCommand(g *globals, use, short string, command []string, extra bool,
 		Long: short + `. The pod is a ready pod of the web component, or of the one named
 (` + componentList() + `), chosen by Summon's labels; the exec goes through the API server
 (WebSocket, or SPDY where the server is older), with a terminal when stdin is one.`,
-		Example:           example(g.name, examples),
+		Example: example(g.name, examples),
 		Args: func(cmd *cobra.Command, a []string) error {
 			if dash := cmd.ArgsLenAtDash(); dash >= 0 {
 				a = a[:dash]

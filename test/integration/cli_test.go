@@ -328,4 +328,3 @@ func TestSummonctlDoctor(t *testing.T) {
 		t.Errorf("doctor with a wrong hook port: exit %d", code)
 	}
 }
-

@@ -107,4 +107,3 @@ func (p *egressProxy) stop() error {
 	}
 	return errors.Join(err, os.RemoveAll(p.dir))
 }
-
