@@ -91,7 +91,11 @@ func (c change) unified() (string, error) {
 		if err != nil {
 			return nil, err
 		}
-		return difflib.SplitLines(string(b)), nil
+		lines := strings.SplitAfter(string(b), "\n")
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+		return lines, nil
 	}
 	a, err := text(before)
 	if err != nil {

@@ -60,6 +60,11 @@ var hookFlags = []string{"--hook-namespace", cliHookNamespace, "--hook-service",
 // its status is written through the status subresource.
 func exposeHook(t *testing.T, c client.Client, hookURL string) {
 	t.Helper()
+	exposeHookIn(t, c, cliHookNamespace, hookURL)
+}
+
+func exposeHookIn(t *testing.T, c client.Client, cliHookNamespace, hookURL string) {
+	t.Helper()
 	u, err := url.Parse(hookURL)
 	if err != nil {
 		t.Fatal(err)
