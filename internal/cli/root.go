@@ -66,14 +66,18 @@ func StandardStreams() genericiooptions.IOStreams {
 	return genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 }
 
-// Main runs summonctl with os.Args-style args and returns the process's exit code.
+// Main runs summonctl with os.Args-style args and returns the process's exit code. Interrupted,
+// a watch or a stream ends cleanly; psql and a remote terminal get Ctrl-C themselves.
 func Main(args []string, streams genericiooptions.IOStreams) int {
-	cmd := NewRootCommand(commandName(args[0]), streams)
-	cmd.SetArgs(args[1:])
-	// Interrupted, a watch or a stream ends cleanly; psql and a remote terminal get Ctrl-C
-	// themselves.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return MainContext(ctx, args, streams)
+}
+
+// MainContext is Main until ctx ends, which stops a watch or a stream as an interrupt does.
+func MainContext(ctx context.Context, args []string, streams genericiooptions.IOStreams) int {
+	cmd := NewRootCommand(commandName(args[0]), streams)
+	cmd.SetArgs(args[1:])
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK

@@ -1,15 +1,20 @@
 package integration
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/forklift-dev/summon/internal/cli"
@@ -326,5 +331,66 @@ func TestSummonctlDoctor(t *testing.T) {
 	_, _, code = s.run(t, "doctor", "--hook-namespace", cliHookNamespace, "--hook-port", "nope")
 	if code != cli.ExitFound {
 		t.Errorf("doctor with a wrong hook port: exit %d", code)
+	}
+}
+
+// lockedBuffer is a buffer a command writes to while the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// status -w follows the instance through a watch: piped, it prints a line per change (the state
+// it finds, the apply of a new version, the sync that moves the phase) and nothing when nothing
+// changed; it stops when interrupted.
+func TestSummonctlStatusWatchPrintsALinePerChange(t *testing.T) {
+	s := newCLISetup(t)
+	file, qa := qaIn(t, s.c, "summon-cli-watch")
+	ns := qa.GetNamespace()
+	key := client.ObjectKey{Namespace: ns, Name: qa.GetName()}
+	s.apply(t, file)
+	version, _, _ := unstructured.NestedString(qa.Object, "spec", "version")
+	s.mc.converge(key, version)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	out := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cli.MainContext(ctx, []string{"summonctl", "--kubeconfig", s.kubeconfig, "status", "car1-qa", "-n", ns, "-w"},
+			genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: out, ErrOut: out})
+	}()
+	lineWith := func(what string) {
+		t.Helper()
+		eventually(t, 30*time.Second, "a status line with "+what, func(context.Context) (bool, string) {
+			return strings.Contains(out.String(), what), out.String()
+		})
+	}
+	lineWith(ns + "/car1-qa  Ready")
+	const v2 = "109004-a41c9d0-release-2019-9"
+	bumped := qa.DeepCopy()
+	_ = unstructured.SetNestedField(bumped.Object, v2, "spec", "version")
+	s.apply(t, writePlatformFile(t, bumped))
+	s.mc.sync(key)
+	lineWith(ns + "/car1-qa  Migrating  wanted=" + v2)
+	cancel()
+	if code := <-done; code != cli.ExitOK {
+		t.Errorf("status -w ended with exit %d:\n%s", code, out.String())
+	}
+	// Three changes: the state found, the apply of the new version, the sync that starts its
+	// migration.
+	if n := strings.Count(out.String(), "\n"); n != 3 {
+		t.Errorf("status -w printed %d lines, want one per change (3):\n%s", n, out.String())
 	}
 }
