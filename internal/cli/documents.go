@@ -92,6 +92,8 @@ func decodeDocument(file string, start int, text []byte) document {
 		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
 		if m := yamlLine.FindStringSubmatch(msg); m != nil {
 			n, _ := strconv.Atoi(m[1])
+			// At the end of a document the parser names the line after it.
+			n = max(1, min(n, bytes.Count(text, []byte("\n"))))
 			d.line = start + n - 1
 			// The line is the document's; file:line says it already.
 			msg = strings.Replace(msg, m[0]+": ", "", 1)

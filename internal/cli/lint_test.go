@@ -16,7 +16,7 @@ import (
 	"github.com/forklift-dev/summon/pkg/crdschema"
 )
 
-func crdValidator(t *testing.T) *crdschema.Validator {
+func crdValidator(t testing.TB) *crdschema.Validator {
 	t.Helper()
 	v, err := crdschema.SummonPlatform()
 	if err != nil {
