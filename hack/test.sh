@@ -25,7 +25,8 @@ echo "== build: the static binary the Dockerfile builds (no Docker engine runs h
 bin=$(hack/build.sh)
 "$bin" --help >/dev/null 2>&1 || { echo "the built binary does not answer --help" >&2; exit 1; }
 # summonctl, built beside it: its help documents the exit codes CI jobs rely on.
-"$(dirname "$bin")/summonctl" --help 2>&1 | grep -q '^Exit codes:' || { echo "the built summonctl does not answer --help with its exit codes" >&2; exit 1; }
+help=$("$(dirname "$bin")/summonctl" --help 2>&1) && grep -q '^Exit codes:' <<<"$help" ||
+  { echo "the built summonctl does not answer --help with its exit codes" >&2; exit 1; }
 
 echo "== test services" >&2
 KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)
