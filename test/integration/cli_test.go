@@ -302,13 +302,13 @@ func TestSummonctlDoctor(t *testing.T) {
 	if err := s.c.Create(t.Context(), cc); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.c.Delete(t.Context(), cc) })
+	t.Cleanup(func() { _ = s.c.Delete(context.Background(), cc) })
 	key := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "summon-credential-key", Namespace: cliHookNamespace},
 		StringData: map[string]string{"key": strings.Repeat("k", 48)}}
 	if err := s.c.Create(t.Context(), key); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.c.Delete(t.Context(), key) })
+	t.Cleanup(func() { _ = s.c.Delete(context.Background(), key) })
 
 	stdout, _, code = s.run(t, append([]string{"doctor"}, hookFlags...)...)
 	if code != cli.ExitOK || strings.Contains(stdout, "❌") {
