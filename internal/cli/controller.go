@@ -33,9 +33,9 @@ type childResources struct {
 // updateMethods says how Metacontroller updates each child group: the live CompositeController's
 // updateStrategy where it can be read, else the one this summonctl installs. A child type without
 // one is never updated (OnDelete), as Metacontroller defaults it.
-func updateMethods(c *clients) map[string]string {
+func updateMethods(ctx context.Context, c *clients) map[string]string {
 	var cc childResources
-	live, err := c.dyn.Resource(compositeControllersGVR).Get(context.Background(), controllerName, metav1.GetOptions{})
+	live, err := c.dyn.Resource(compositeControllersGVR).Get(ctx, controllerName, metav1.GetOptions{})
 	if err == nil {
 		b, _ := live.MarshalJSON()
 		err = yaml.Unmarshal(b, &cc)

@@ -69,7 +69,7 @@ Exits 0 with no differences, 1 with differences, more than 1 on an error (as kub
 
 // Run diffs every SummonPlatform of the files against the cluster.
 func (o *DiffOptions) Run(ctx context.Context) error {
-	docs, err := readDocuments(o.Filenames)
+	docs, err := readDocuments(o.Filenames, o.g.streams.In)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func (o *DiffOptions) diffOne(ctx context.Context, c *clients, profile platform.
 		parentBefore = live.Object
 	}
 	changes = append(changes, change{kind: v1beta1.Kind, key: res.key, before: parentBefore, after: after.Object})
-	childChanges, err := childChanges(ns, after.GetUID(), observed, resp.Children, updateMethods(c))
+	childChanges, err := childChanges(ns, after.GetUID(), observed, resp.Children, updateMethods(ctx, c))
 	if err != nil {
 		return res, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -166,7 +167,7 @@ func (o *DoctorOptions) checkCRD(ctx context.Context, c *clients) check {
 		ch.about = err.Error()
 		return ch
 	}
-	if !contains(served, v1beta1.Version) {
+	if !slices.Contains(served, v1beta1.Version) {
 		ch.about = fmt.Sprintf("%s serves %v, not %s", name, served, v1beta1.Version)
 		ch.fix = "apply this summonctl's CRD: kubectl apply -f manifests/crd.yaml"
 		return ch

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,14 +119,14 @@ func decodeDocument(file string, start int, text []byte) document {
 // readDocuments reads every document of the named files; a directory stands for every .yaml,
 // .yml and .json file below it, in name order. Kubernetes List objects are expanded into their
 // items, which keep the List's line.
-func readDocuments(paths []string) ([]document, error) {
+func readDocuments(paths []string, stdin io.Reader) ([]document, error) {
 	files, err := expandPaths(paths)
 	if err != nil {
 		return nil, err
 	}
 	var docs []document
 	for _, f := range files {
-		data, err := readInput(f)
+		data, err := readInput(f, stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -137,22 +138,19 @@ func readDocuments(paths []string) ([]document, error) {
 }
 
 // readInput reads a file, or stdin for "-".
-func readInput(path string) ([]byte, error) {
+func readInput(path string, stdin io.Reader) ([]byte, error) {
 	if path == "-" {
-		return readAllStdin()
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, fmt.Errorf("reading standard input: %w", err)
+		}
+		return b, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return b, nil
-}
-
-// readAllStdin is os.Stdin read whole; a variable so that no test reads the real stdin.
-var readAllStdin = func() ([]byte, error) {
-	var buf bytes.Buffer
-	_, err := buf.ReadFrom(os.Stdin)
-	return buf.Bytes(), err
 }
 
 func expandPaths(paths []string) ([]string, error) {

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
-	"slices"
 
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -40,10 +38,6 @@ func toJSONMap(v any) (map[string]any, error) {
 	var m map[string]any
 	return m, metacontroller.Decode(b, &m)
 }
-
-func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
-
-func contains(list []string, s string) bool { return slices.Contains(list, s) }
 
 // runtimeFromUnstructured reads an object the API server served into a typed value.
 func runtimeFromUnstructured(obj map[string]any, into any) error {

@@ -41,7 +41,7 @@ on every pull request. No cluster is needed.`,
 
 // Run checks the files and prints what it found.
 func (o *LintOptions) Run(ctx context.Context) error {
-	docs, err := readDocuments(o.Paths)
+	docs, err := readDocuments(o.Paths, o.g.streams.In)
 	if err != nil {
 		return err
 	}

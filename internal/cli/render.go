@@ -1,12 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -100,13 +102,13 @@ func (o *RenderOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	docs, err := readDocuments(o.Filenames)
+	docs, err := readDocuments(o.Filenames, o.g.streams.In)
 	if err != nil {
 		return err
 	}
 	var observed []map[string]any
 	if o.Observed != "" {
-		obsDocs, err := readDocuments([]string{o.Observed})
+		obsDocs, err := readDocuments([]string{o.Observed}, o.g.streams.In)
 		if err != nil {
 			return err
 		}
@@ -173,7 +175,7 @@ func readHookConfig(path string) (platform.HookProfile, error) {
 
 func decodeHookProfile(b []byte, from string) (platform.HookProfile, error) {
 	var p platform.HookProfile
-	dec := json.NewDecoder(bytesReader(b))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return p, fmt.Errorf("%s is not the hook's configuration (GET /config): %w", from, err)
@@ -218,7 +220,7 @@ func renderPlatform(file map[string]any, observed []map[string]any, profile plat
 	}
 	var kids, related []map[string]any
 	for _, obj := range rest {
-		if isSecret(obj) && contains(inputs, metaString(obj, "name")) {
+		if isSecret(obj) && slices.Contains(inputs, metaString(obj, "name")) {
 			related = append(related, obj)
 			continue
 		}
