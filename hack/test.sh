@@ -24,6 +24,9 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== build: the static binary the Dockerfile builds (no Docker engine runs here)" >&2
 bin=$(hack/build.sh)
 "$bin" --help >/dev/null 2>&1 || { echo "the built binary does not answer --help" >&2; exit 1; }
+# summonctl, built beside it: its help documents the exit codes CI jobs rely on.
+help=$("$(dirname "$bin")/summonctl" --help 2>&1) && grep -q '^Exit codes:' <<<"$help" ||
+  { echo "the built summonctl does not answer --help with its exit codes" >&2; exit 1; }
 
 echo "== test services" >&2
 KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)

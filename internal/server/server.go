@@ -56,6 +56,8 @@ type Server struct {
 	tls *tlsFiles
 	// slots bounds the hook calls served at once.
 	slots chan struct{}
+	// profile is served at GET /config.
+	profile platform.HookProfile
 	// closers release the providers' connections once the last hook call is done.
 	closers []func()
 }
@@ -116,6 +118,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		ensurer, fin.Outside = systems, systems
 	}
 	s := newServer(cfg, log, env, ensurer, fin)
+	s.profile = hookProfile(cfg, deriver, systems.View)
 	s.closers = append(s.closers, closeSystems)
 	if err := s.guard(); err != nil {
 		closeSystems()
@@ -197,6 +200,8 @@ func (s *Server) opsRoutes(e *echo.Echo) {
 		return c.String(http.StatusOK, "ready\n")
 	})
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+	// The hook's non-secret configuration, for summonctl render and diff.
+	e.GET("/config", func(c echo.Context) error { return c.JSON(http.StatusOK, s.profile) })
 }
 
 // Handler is the HTTP handler of the hooks (and of the ops routes when they share a listener).

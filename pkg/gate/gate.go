@@ -177,6 +177,6 @@ func failedMessage(j *MigrationJob) string {
 		reason = "it failed"
 	}
 	return fmt.Sprintf("the migrations of version %s failed (Job %s: %s); the running version keeps serving. "+
-		"Read the logs with kubectl logs job/%s, then raise spec.migrations.attempt to retry, or set spec.version to a fixed version",
+		"Read the logs with kubectl logs job/%s, then retry with summonctl retry-migration (it raises spec.migrations.attempt), or set spec.version to a fixed version",
 		j.Version, j.Name, strings.TrimSuffix(reason, "."), j.Name)
 }

@@ -215,24 +215,24 @@ func appSettings(p children.Platform, par parent, related metacontroller.Relativ
 func generatedSettings(p children.Platform, par parent, related metacontroller.RelativeObjects, env Env) (map[string]string, error) {
 	out := map[string]string{}
 	uid := string(par.meta.UID)
-	if env.Credentials.Ready() {
-		out["SECRET_KEY"] = env.Credentials.Derive(uid, credentials.DjangoSecretKey)
+	if env.secrets().Ready() {
+		out[SettingSecretKey] = env.secrets().Derive(uid, credentials.DjangoSecretKey)
 	}
 	db := p.Spec.Database
 	switch {
 	case db.Shared != nil:
-		if !env.Credentials.Ready() {
+		if !env.secrets().Ready() {
 			return nil, fmt.Errorf("spec.database.shared needs a generated password, but the hook has no credential master key: start it with --credential-key-file")
 		}
 		names := env.Outside.ExternalNames(p.Namespace, p.Name)
 		u := url.URL{
 			Scheme:   "postgres",
-			User:     url.UserPassword(names.DatabaseRole, env.Credentials.Derive(uid, credentials.DatabasePassword)),
+			User:     url.UserPassword(names.DatabaseRole, env.secrets().Derive(uid, credentials.DatabasePassword)),
 			Host:     db.Shared.Host + ":" + strconv.Itoa(int(db.Shared.Port)),
 			Path:     "/" + names.Database,
 			RawQuery: "sslmode=" + db.Shared.SSLMode,
 		}
-		out["DATABASE_URL"] = u.String()
+		out[SettingDatabaseURL] = u.String()
 	case db.URLSecret != nil:
 		data, ok := relatedSecret(related, p.Namespace, db.URLSecret.Name)
 		if !ok {
@@ -242,7 +242,7 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		if !ok {
 			return nil, fmt.Errorf("the Secret %s has no key %s (spec.database.urlSecret.key)", db.URLSecret.Name, db.URLSecret.Key)
 		}
-		out["DATABASE_URL"] = string(v)
+		out[SettingDatabaseURL] = string(v)
 	}
 	return out, nil
 }

@@ -111,9 +111,9 @@ func instanceOf(par parent, env Env, observed metacontroller.RelativeObjects) ex
 		UID:       uid,
 		Names:     env.Outside.ExternalNames(par.meta.Namespace, par.meta.Name),
 	}
-	if env.Credentials.Ready() {
-		in.DatabasePassword = env.Credentials.Derive(uid, credentials.DatabasePassword)
-		in.RabbitPassword = env.Credentials.Derive(uid, credentials.RabbitMQPassword)
+	if env.secrets().Ready() {
+		in.DatabasePassword = env.secrets().Derive(uid, credentials.DatabasePassword)
+		in.RabbitPassword = env.secrets().Derive(uid, credentials.RabbitMQPassword)
 	}
 	if key, ok := heldAccessKey(observed, par.meta.Namespace, children.NamesFor(par.meta.Name)); ok {
 		in.HeldAccessKeyID = key.ID
@@ -149,18 +149,18 @@ func outsideSettings(p children.Platform, par parent, observed metacontroller.Re
 		return nil, nil, fmt.Errorf("spec.database.shared needs the hook's PostgreSQL provider, which is off: start the hook with --postgres-admin-dsn, or use spec.database.urlSecret")
 	}
 	if o.RabbitMQ {
-		if !env.Credentials.Ready() {
+		if !env.secrets().Ready() {
 			return nil, nil, fmt.Errorf("the RabbitMQ provider needs a generated password, but the hook has no credential master key: start it with --credential-key-file")
 		}
 		u := url.URL{
 			Scheme: "amqp",
-			User:   url.UserPassword(names.RabbitUser, env.Credentials.Derive(uid, credentials.RabbitMQPassword)),
+			User:   url.UserPassword(names.RabbitUser, env.secrets().Derive(uid, credentials.RabbitMQPassword)),
 			Host:   o.RabbitAMQPAddr,
 			// The vhost is the whole path, escaped: amqp://host/%2F is the vhost "/".
 			Path:    "/" + names.RabbitVhost,
 			RawPath: "/" + url.PathEscape(names.RabbitVhost),
 		}
-		out["BROKER_URL"] = u.String()
+		out[SettingBrokerURL] = u.String()
 		out["CELERY_BROKER_URL"] = u.String()
 	}
 	var keep any

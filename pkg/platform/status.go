@@ -40,6 +40,10 @@ func MigrationFailed(st v1beta1.Status) bool {
 	return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reasonMigrationFailed
 }
 
+// ReasonMigrationFailed is the reason of the Migrated (and Ready) condition while the migration of
+// spec.version has failed: summonctl retry-migration acts only then.
+const ReasonMigrationFailed = reasonMigrationFailed
+
 // conditions sets conditions on a status the way Kubernetes does: lastTransitionTime moves only
 // when a condition's status changes. A timestamp that moved on every sync would make every status
 // write trigger the next sync.

@@ -23,10 +23,20 @@ type Env struct {
 	Now time.Time
 	// Defaults fill what the spec leaves out and the API can't default (the image).
 	Defaults v1beta1.HookDefaults
-	// Credentials derives SECRET_KEY and the database and RabbitMQ passwords.
-	Credentials credentials.Deriver
+	// Credentials derives SECRET_KEY and the database and RabbitMQ passwords: the hook's
+	// credentials.Deriver, or a client's stand-in for it. Nil means no master key.
+	Credentials credentials.Source
 	// Outside is what the hook knows of the systems outside the cluster.
 	Outside Outside
+}
+
+// secrets is the Env's credential source; a nil one is a hook without a master key (the zero
+// Deriver), so that the zero Env is safe to use.
+func (e Env) secrets() credentials.Source {
+	if e.Credentials == nil {
+		return credentials.Deriver{}
+	}
+	return e.Credentials
 }
 
 // Sync computes the desired children and the status of one SummonPlatform.

@@ -1,6 +1,8 @@
 // Package controlplane runs the one real kube-apiserver and etcd of a test binary (from
 // KUBEBUILDER_ASSETS, as envtest starts them), listening on 127.0.0.1 only, and stops them when
-// the tests are done, even when the run is interrupted. Without KUBEBUILDER_ASSETS it starts
+// the tests are done, even when the run is interrupted. The API server's traffic to the cluster
+// (its service proxy) goes through a test egress proxy that reaches a hook on 127.0.0.1 (see
+// ServiceProxyIP). Without KUBEBUILDER_ASSETS it starts
 // nothing, and each test that asks for the control plane skips, or fails under
 // SUMMON_REQUIRE_INTEGRATION=1 (testenv.KubeAssets).
 package controlplane
@@ -30,6 +32,7 @@ const loopback = "127.0.0.1"
 
 var plane struct {
 	env      *envtest.Environment
+	egress   *egressProxy
 	startErr error
 }
 
@@ -43,7 +46,18 @@ func Main(m *testing.M, crds ...string) int {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		return m.Run()
 	}
-	env, err := start(crds)
+	egress, egressConfig, err := startEgressProxy()
+	if err != nil {
+		plane.startErr = err
+		return m.Run()
+	}
+	plane.egress = egress
+	defer func() {
+		if err := egress.stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping the egress proxy: %v\n", err)
+		}
+	}()
+	env, err := start(crds, egressConfig)
 	if err != nil {
 		plane.startErr = err
 		return m.Run()
@@ -93,8 +107,9 @@ func Get(t testing.TB) *envtest.Environment {
 }
 
 // start starts etcd and kube-apiserver, each listening on 127.0.0.1 only (envtest's defaults
-// resolve "localhost", and etcd's peer URL would be on it too).
-func start(crds []string) (*envtest.Environment, error) {
+// resolve "localhost", and etcd's peer URL would be on it too), the API server's cluster egress
+// through the proxy of egressConfig.
+func start(crds []string, egressConfig string) (*envtest.Environment, error) {
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -103,6 +118,7 @@ func start(crds []string) (*envtest.Environment, error) {
 	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
 	api := &envtest.APIServer{}
 	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
+	api.Configure().Set("egress-selector-config-file", egressConfig)
 
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),

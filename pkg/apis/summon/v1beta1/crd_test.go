@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,46 +15,35 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
-	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/listtype"
-	schemavalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/json"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"sigs.k8s.io/yaml"
+
+	"github.com/forklift-dev/summon/manifests"
+	"github.com/forklift-dev/summon/pkg/crdschema"
 )
 
-// crdPath is manifests/crd.yaml, seen from this package's directory (where go test runs).
-const crdPath = "../../../../manifests/crd.yaml"
-
+// loadCRD is manifests/crd.yaml, as package manifests embeds it.
 func loadCRD(t *testing.T) *apiextensionsv1.CustomResourceDefinition {
 	t.Helper()
-	b, err := os.ReadFile(crdPath)
+	crd, err := crdschema.Decode(manifests.CRD)
 	if err != nil {
-		t.Fatalf("reading the CRD: %v", err)
+		t.Fatalf("manifests/crd.yaml: %v", err)
 	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(b, &crd); err != nil {
-		t.Fatalf("decoding %s: %v", crdPath, err)
-	}
-	if len(crd.Spec.Versions) != 1 || crd.Spec.Versions[0].Schema == nil || crd.Spec.Versions[0].Schema.OpenAPIV3Schema == nil {
-		t.Fatalf("%s must have exactly one version with an openAPIV3Schema", crdPath)
-	}
-	return &crd
+	return crd
 }
 
 // internalSchema is the schema in the API server's internal form, which the structural-schema,
 // validation and CEL packages take.
 func internalSchema(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition) *apiextensions.JSONSchemaProps {
 	t.Helper()
-	var out apiextensions.JSONSchemaProps
-	if err := apiextensionsv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(crd.Spec.Versions[0].Schema.OpenAPIV3Schema, &out, nil); err != nil {
-		t.Fatalf("converting the schema to the internal version: %v", err)
+	s, err := crdschema.InternalSchema(crd)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return &out
+	return s
 }
 
 func TestCRDNamesTheAPIOfThisPackage(t *testing.T) {
@@ -391,21 +379,9 @@ var (
 // would store. Both must accept or both must refuse, but for the documented differences. The
 // API-server integration tests check the same against a real server.
 func TestCRDAndValidateAgree(t *testing.T) {
-	schema := internalSchema(t, loadCRD(t))
-	structural, err := structuralschema.NewStructural(schema)
+	validator, err := crdschema.NewValidator(loadCRD(t))
 	if err != nil {
-		t.Fatalf("NewStructural: %v", err)
-	}
-	schemaValidator, _, err := schemavalidation.NewSchemaValidator(schema)
-	if err != nil {
-		t.Fatalf("NewSchemaValidator: %v", err)
-	}
-	celValidator := cel.NewValidator(structural, true, celconfig.PerCallLimit)
-	serverErrors := func(obj map[string]any) field.ErrorList {
-		errs := schemavalidation.ValidateCustomResource(nil, obj, schemaValidator)
-		errs = append(errs, listtype.ValidateListSetsAndMaps(nil, structural, obj)...)
-		celErrs, _ := celValidator.Validate(context.Background(), nil, structural, obj, nil, celconfig.RuntimeCELCostBudget)
-		return append(errs, celErrs...)
+		t.Fatal(err)
 	}
 
 	tests := map[string]struct {
@@ -521,8 +497,7 @@ paused: true
 			if err := json.Unmarshal([]byte(doc), &obj); err != nil {
 				t.Fatalf("decoding the object: %v", err)
 			}
-			defaulting.PruneNonNullableNullsWithoutDefaults(obj, structural)
-			fromCRD := serverErrors(obj)
+			fromCRD := validator.Validate(context.Background(), obj)
 
 			// The hook reads what the server stored. A spec that does not decode (a list as a
 			// config value) is one that the hook refuses too.
