@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -393,4 +398,53 @@ func TestSummonctlStatusWatchPrintsALinePerChange(t *testing.T) {
 	if n := strings.Count(out.String(), "\n"); n != 3 {
 		t.Errorf("status -w printed %d lines, want one per change (3):\n%s", n, out.String())
 	}
+}
+
+// TestSummonctlDashboardServesTheFleet runs `summonctl dashboard` as a user would, with the test
+// kubeconfig, and reads its fleet page once its informers have synced; an interrupt (the
+// context) stops it cleanly. The pages themselves are tested in internal/dashboard and in a real
+// browser in internal/dashboard/clustertest.
+func TestSummonctlDashboardServesTheFleet(t *testing.T) {
+	s := newCLISetup(t)
+	_, qa := qaIn(t, s.c, "summon-cli-dashboard")
+	if err := s.c.Create(t.Context(), qa); err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort(loopback, freePort(t))
+	ctx, stop := context.WithCancel(t.Context())
+	var out, errOut bytes.Buffer
+	exited := make(chan int, 1)
+	go func() {
+		exited <- cli.MainContext(ctx, []string{"summonctl", "--kubeconfig", s.kubeconfig, "dashboard", "--listen", addr},
+			genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut})
+	}()
+	eventually(t, time.Minute, "the dashboard's fleet page", func(ctx context.Context) (bool, string) {
+		resp, err := http.Get("http://" + addr + "/")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK && strings.Contains(string(body), qa.GetName()), fmt.Sprintf("%d: %.200s", resp.StatusCode, body)
+	})
+	stop()
+	select {
+	case code := <-exited:
+		if code != cli.ExitOK {
+			t.Errorf("summonctl dashboard exited %d after an interrupt:\n%s", code, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("summonctl dashboard did not stop after an interrupt")
+	}
+}
+
+// freePort is a free TCP port on 127.0.0.1.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
