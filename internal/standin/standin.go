@@ -68,7 +68,7 @@ const (
 
 // Metacontroller's names, as it writes them.
 const (
-	LastAppliedAnnotation = "metacontroller.k8s.io/last-applied-configuration"
+	LastAppliedAnnotation = metacontroller.LastAppliedAnnotation
 	FinalizerPrefix       = "metacontroller.io/compositecontroller-"
 	SelectorLabel         = "controller-uid"
 	FieldManager          = "metacontroller"
@@ -709,8 +709,8 @@ var systemMetadata = []string{"selfLink", "uid", "resourceVersion", "generation"
 	"deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"}
 
 // dynamicApply is Metacontroller's default apply. A new child is created with the last-applied
-// annotation and the controller reference. An existing one gets the three-way merge, sent as an
-// update with the observed resourceVersion (a conflict is left for the next round), but only when
+// annotation and the controller reference. An existing one gets the three-way merge that
+// pkg/metacontroller.Apply models (summonctl diff uses the same model), sent as an update with the observed resourceVersion (a conflict is left for the next round), but only when
 // its update method is InPlace and the merge changes something; a child that is being deleted is
 // left alone.
 func (c *Controller) dynamicApply(ctx context.Context, t resourceType, parent, have, want *unstructured.Unstructured) error {
@@ -732,19 +732,11 @@ func (c *Controller) dynamicApply(ctx context.Context, t resourceType, parent, h
 		}
 		return nil
 	}
-	var last any
-	if s := have.GetAnnotations()[LastAppliedAnnotation]; s != "" {
-		if err := utiljson.Unmarshal([]byte(s), &last); err != nil {
-			return fmt.Errorf("%s %s: unreadable %s: %w", t.kind, have.GetName(), LastAppliedAnnotation, err)
-		}
+	out, err := metacontroller.Apply(have.Object, applied.Object)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", t.kind, have.GetName(), err)
 	}
-	merged := &unstructured.Unstructured{Object: threeWayMerge(have.Object, last, applied.Object).(map[string]any)}
-	for _, f := range systemMetadata {
-		revert(merged, have, "metadata", f)
-	}
-	// Metacontroller never writes a child's status.
-	revert(merged, have, "status")
-	setAnnotation(merged, LastAppliedAnnotation, string(appliedJSON))
+	merged := &unstructured.Unstructured{Object: out}
 	if jsonEqual(merged.Object, have.Object) || have.GetDeletionTimestamp() != nil || t.method != methodInPlace {
 		return nil
 	}
@@ -838,14 +830,6 @@ func setAnnotation(obj *unstructured.Unstructured, k, v string) {
 	obj.SetAnnotations(ann)
 }
 
-// revert sets a field of obj back to what it is in orig (absent if it is absent there).
-func revert(obj, orig *unstructured.Unstructured, path ...string) {
-	if v, ok, _ := unstructured.NestedFieldNoCopy(orig.Object, path...); ok {
-		_ = unstructured.SetNestedField(obj.Object, deepCopy(v), path...)
-		return
-	}
-	unstructured.RemoveNestedField(obj.Object, path...)
-}
 
 // jsonEqual compares two JSON values as JSON: an int64 from the API server equals the same whole
 // number decoded from a hook's answer.

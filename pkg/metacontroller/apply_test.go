@@ -131,3 +131,97 @@ func TestApplyRefusesAnAnswerOfAnotherShape(t *testing.T) {
 		t.Error("a list where the child has an object was merged")
 	}
 }
+
+// TestApplyMergesFragments checks the three-way merge on fragments of
+// objects: what Apply writes, given what is observed, what was applied last and what is desired.
+func TestApplyMergesFragments(t *testing.T) {
+	tests := map[string]struct {
+		observed, lastApplied, desired, want string
+	}{
+		"a desired value overwrites the observed one": {
+			observed: `{"spec":{"replicas":3}}`, lastApplied: `{"spec":{"replicas":3}}`, desired: `{"spec":{"replicas":5}}`,
+			want: `{"spec":{"replicas":5}}`,
+		},
+		"a key applied last time but no longer desired is removed": {
+			observed: `{"metadata":{"labels":{"a":"1","b":"2"}}}`, lastApplied: `{"metadata":{"labels":{"a":"1","b":"2"}}}`,
+			desired: `{"metadata":{"labels":{"a":"1"}}}`,
+			want:    `{"metadata":{"labels":{"a":"1"}}}`,
+		},
+		"what another writer set is kept": {
+			observed:    `{"spec":{"replicas":3,"progressDeadlineSeconds":600},"metadata":{"labels":{"x":"y"}}}`,
+			lastApplied: `{"spec":{"replicas":3}}`, desired: `{"spec":{"replicas":4},"metadata":{"labels":{"a":"1"}}}`,
+			want: `{"spec":{"replicas":4,"progressDeadlineSeconds":600},"metadata":{"labels":{"a":"1","x":"y"}}}`,
+		},
+		"a list of scalars is replaced": {
+			observed: `{"args":["a","b","c"]}`, lastApplied: `{"args":["a","b"]}`, desired: `{"args":["b"]}`,
+			want: `{"args":["b"]}`,
+		},
+		"containers merge by name, keeping what the API server defaulted": {
+			observed:    `{"containers":[{"name":"web","image":"v1","terminationMessagePath":"/dev/termination-log"},{"name":"sidecar","image":"s"}]}`,
+			lastApplied: `{"containers":[{"name":"web","image":"v1"},{"name":"sidecar","image":"s"}]}`,
+			desired:     `{"containers":[{"name":"web","image":"v2"},{"name":"extra","image":"e"}]}`,
+			want:        `{"containers":[{"name":"web","image":"v2","terminationMessagePath":"/dev/termination-log"},{"name":"extra","image":"e"}]}`,
+		},
+		"ports merge by containerPort before name": {
+			observed:    `{"ports":[{"name":"http","containerPort":8000,"protocol":"TCP"}]}`,
+			lastApplied: `{"ports":[{"name":"http","containerPort":8000}]}`,
+			desired:     `{"ports":[{"name":"web","containerPort":8000}]}`,
+			want:        `{"ports":[{"name":"web","containerPort":8000,"protocol":"TCP"}]}`,
+		},
+		"a list of objects without a shared merge key is replaced": {
+			observed: `{"rules":[{"host":"a","x":1}]}`, lastApplied: `{"rules":[{"host":"a"}]}`, desired: `{"rules":[{"host":"b"}]}`,
+			want: `{"rules":[{"host":"b"}]}`,
+		},
+		"nothing applied before: desired is laid over the observed object": {
+			observed: `{"spec":{"a":1,"b":2}}`, lastApplied: `null`, desired: `{"spec":{"a":3}}`,
+			want: `{"spec":{"a":3,"b":2}}`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			observed := fragment(t, tc.observed)
+			if last := tc.lastApplied; last != "null" {
+				observed["metadata"] = merged(observed["metadata"], map[string]any{"annotations": map[string]any{LastAppliedAnnotation: last}})
+			}
+			before := fragment(t, tc.observed)
+			got, err := Apply(observed, fragment(t, tc.desired))
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, _ := got["metadata"].(map[string]any)
+			delete(meta, "annotations")
+			if len(meta) == 0 {
+				delete(got, "metadata")
+			}
+			if diff := cmp.Diff(fragment(t, tc.want), got); diff != "" {
+				t.Errorf("merge (-want +got):\n%s", diff)
+			}
+			delete(observed, "metadata")
+			delete(before, "metadata")
+			if diff := cmp.Diff(before, observed); diff != "" {
+				t.Errorf("the observed object was changed (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func fragment(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var v map[string]any
+	if err := Decode([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// merged lays b's keys over a, a map or nil.
+func merged(a any, b map[string]any) map[string]any {
+	out, _ := a.(map[string]any)
+	if out == nil {
+		out = map[string]any{}
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
