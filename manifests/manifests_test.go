@@ -66,6 +66,11 @@ type hook struct {
 			Namespace string `json:"namespace"`
 			Port      int32  `json:"port"`
 		} `json:"service"`
+		Etag *struct {
+			Enabled             bool   `json:"enabled"`
+			CacheTimeoutSeconds *int32 `json:"cacheTimeoutSeconds"`
+			CacheCleanupSeconds *int32 `json:"cacheCleanupSeconds"`
+		} `json:"etag"`
 		Authorization *struct {
 			Type      string `json:"type"`
 			SecretRef struct {
@@ -284,6 +289,22 @@ func mountedSecret(t *testing.T, pod corev1.PodSpec, c corev1.Container, file st
 		}
 	}
 	return s.SecretName, base
+}
+
+// TestOnlyTheSyncHookUsesETags: the sync answer is a function of its request, and the hook names
+// it; finalize's depends on the systems outside, and customize's is cached by Metacontroller per
+// generation anyway. Metacontroller v4.17 reads the cleanup interval whenever the timeout is set,
+// so both are.
+func TestOnlyTheSyncHookUsesETags(t *testing.T) {
+	for name, h := range controller(t).Spec.Hooks {
+		e := h.Webhook.Etag
+		switch {
+		case name == "sync" && (e == nil || !e.Enabled || e.CacheTimeoutSeconds == nil || e.CacheCleanupSeconds == nil):
+			t.Errorf("the sync hook must enable ETags with both cacheTimeoutSeconds and cacheCleanupSeconds, not %+v", e)
+		case name != "sync" && e != nil && e.Enabled:
+			t.Errorf("hook %s enables ETags; only sync names its answers", name)
+		}
+	}
 }
 
 func TestEveryHookSendsTheTokenTheHookRequires(t *testing.T) {

@@ -26,18 +26,33 @@ import (
 // answers 400. Either way the handler stops before the core runs, so the call changes nothing
 // and Metacontroller retries it.
 func Decode(c echo.Context, v any) error {
+	body, err := ReadBody(c)
+	if err != nil {
+		return err
+	}
+	return DecodeBody(body, v)
+}
+
+// ReadBody reads the request body whole, refusing (413, 400) one that is too large, unreadable or
+// empty, as Decode does.
+func ReadBody(c echo.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request().Body)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
+		return nil, echo.NewHTTPError(http.StatusRequestEntityTooLarge, fmt.Sprintf(
 			"the request body is larger than the hook's limit of %d bytes: raise --max-body-bytes if a platform really has that many children",
 			tooLarge.Limit)).SetInternal(err)
 	case err != nil:
-		return echo.NewHTTPError(http.StatusBadRequest, "reading the request body: "+err.Error()).SetInternal(err)
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "reading the request body: "+err.Error()).SetInternal(err)
 	case len(bytes.TrimSpace(body)) == 0:
-		return echo.NewHTTPError(http.StatusBadRequest, "the request body is empty: expected a Metacontroller hook request (JSON)")
+		return nil, echo.NewHTTPError(http.StatusBadRequest, "the request body is empty: expected a Metacontroller hook request (JSON)")
 	}
+	return body, nil
+}
+
+// DecodeBody decodes a body ReadBody read, as Decode does: 400 when it is not a request.
+func DecodeBody(body []byte, v any) error {
 	if err := metacontroller.Decode(body, v); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "the request body is not a Metacontroller hook request: "+err.Error()).SetInternal(err)
 	}

@@ -7,6 +7,7 @@ package sync
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,23 +31,38 @@ type Handler struct {
 	Outside Ensurer
 	// Phases counts syncs by the phase they leave the parent in (label "phase").
 	Phases *prometheus.CounterVec
+	// ETag names the answer to a request body (see ETags); nil turns ETags off.
+	ETag *ETags
 }
 
 // Handle answers one sync call. A request that can't be decoded is refused (400/413) before the
 // core runs; anything the core can read gets a 200, whose status tells the user what is wrong.
 func (h Handler) Handle(c echo.Context) error {
+	body, err := hookhttp.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	tag := h.ETag.Of(body)
+	if tag != "" && c.Request().Header.Get("If-None-Match") == tag {
+		// The very request this hook answered before: the same answer, without decoding it.
+		c.Response().Header().Set("ETag", tag)
+		hookhttp.Annotate(c, slog.Bool("notModified", true))
+		return c.NoContent(http.StatusNotModified)
+	}
 	var req metacontroller.SyncRequest
-	if err := hookhttp.Decode(c, &req); err != nil {
+	if err := hookhttp.DecodeBody(body, &req); err != nil {
 		return err
 	}
 	hookhttp.AnnotateParent(c, req.Parent)
 	hookhttp.Debug(c, "sync request", slog.Any("observed", groupSizes(req.Children)), slog.Any("related", groupSizes(req.Related)))
 	env := h.Env()
+	calledOut := false
 	if h.Outside != nil {
 		plan := platform.PlanEnsure(&req, env)
 		hookhttp.Debug(c, "ensure plan", slog.Bool("needed", plan.Needed), slog.String("reason", plan.Reason))
 		if plan.Needed {
 			env.Outside.Ensured = h.Outside.Ensure(c.Request().Context(), plan)
+			calledOut = true
 			hookhttp.Annotate(c, slog.String("ensured", plan.Reason), slog.Int("failures", len(env.Outside.Ensured.Failures)))
 		}
 	}
@@ -55,6 +71,12 @@ func (h Handler) Handle(c echo.Context) error {
 	phase := PhaseOf(resp)
 	h.Phases.WithLabelValues(phase).Inc()
 	hookhttp.Annotate(c, slog.String("phase", phase), slog.Int("children", len(resp.Children)))
+	// An answer is the same for the same request, but for one that came of calls outside the
+	// cluster (their outcome is not in the request) or asks to be called back (an external failure
+	// backing off): those are answered afresh every time.
+	if tag != "" && !calledOut && resp.ResyncAfterSeconds == 0 {
+		c.Response().Header().Set("ETag", tag)
+	}
 	return hookhttp.Respond(c, resp)
 }
 

@@ -58,6 +58,8 @@ type Server struct {
 	slots chan struct{}
 	// profile is served at GET /config.
 	profile platform.HookProfile
+	// etags name the sync hook's answers; New sets their fingerprint.
+	etags *synchook.ETags
 	// closers release the providers' connections once the last hook call is done.
 	closers []func()
 }
@@ -119,6 +121,12 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := newServer(cfg, log, env, ensurer, fin)
 	s.profile = hookProfile(cfg, deriver, systems.View)
+	fp, err := fingerprint(cfg, deriver)
+	if err != nil {
+		closeSystems()
+		return nil, err
+	}
+	s.etags.Fingerprint = fp
 	s.closers = append(s.closers, closeSystems)
 	if err := s.guard(); err != nil {
 		closeSystems()
@@ -163,7 +171,8 @@ func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer sy
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), slots: make(chan struct{}, cfg.MaxConcurrentHooks)}
 	e := newEcho(log)
-	e.POST("/sync", synchook.Handler{Env: env, Outside: ensurer, Phases: s.metrics.syncs}.Handle, s.hookCall(hookSync))
+	s.etags = &synchook.ETags{}
+	e.POST("/sync", synchook.Handler{Env: env, Outside: ensurer, Phases: s.metrics.syncs, ETag: s.etags}.Handle, s.hookCall(hookSync))
 	e.POST("/finalize", finalize.Handler{Finalizer: finalizer}.Handle, s.hookCall(hookFinalize))
 	e.POST("/customize", customize.Handle, s.hookCall(hookCustomize))
 	s.hooks = e

@@ -227,6 +227,58 @@ func TestMetacontrollerCallsTheHooksOverMutualTLS(t *testing.T) {
 	}
 }
 
+// TestMetacontrollerResyncsASteadyInstanceWith304s lets the real Metacontroller resync a Ready
+// instance every second (resyncPeriodSeconds 1, instead of the install's 300) with the
+// CompositeController's ETag cache on: the unchanged requests are answered 304, and nothing about
+// the instance moves meanwhile.
+func TestMetacontrollerResyncsASteadyInstanceWith304s(t *testing.T) {
+	bin := testenv.Metacontroller(t)
+	k := cluster(t)
+	k.requireCRDs(t, repoFile(t, "manifests", "crd.yaml"))
+	k.requireCRDs(t, metacontrollerCRDs(t))
+	c := k.client(t, nil)
+	kubeconfig := k.kubeconfig(t)
+	hooks := startHookServer(t)
+	installCompositeController(t, c, hooks)
+	cc := &unstructured.Unstructured{}
+	cc.SetAPIVersion("metacontroller.k8s.io/v1alpha1")
+	cc.SetKind("CompositeController")
+	cc.SetName("summon")
+	if err := c.Patch(t.Context(), cc, client.RawPatch(types.MergePatchType, []byte(`{"spec":{"resyncPeriodSeconds":1}}`))); err != nil {
+		t.Fatal(err)
+	}
+	mc := startMetacontroller(t, bin, kubeconfig)
+	e := &e2e{t: t, c: c, deadline: time.Now().Add(e2eDeadline), mc: mc}
+	namespace := fmt.Sprintf("summon-etag-%d", e2eRuns.Add(1))
+	ensureNamespace(t, c, namespace)
+	p := e.parentNamed(namespace, "car1")
+	p.Object["spec"] = map[string]any{"version": "108912-6e2f8b7-release-2019-8"}
+	if err := c.Create(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	e.key, e.names = client.ObjectKey{Namespace: namespace, Name: "car1"}, children.NamesFor("car1")
+	e.markJobSucceeded(e.waitForMigrationJob("108912-6e2f8b7-release-2019-8"))
+	e.waitForReady("108912-6e2f8b7-release-2019-8")
+	before := e.parent()
+	if err := c.Get(t.Context(), e.key, before); err != nil {
+		t.Fatal(err)
+	}
+	start := hooks.codes(t)
+	e.eventually("ten steady resyncs answered 304", func(ctx context.Context) (bool, string) {
+		now := hooks.codes(t)
+		return now["sync 304"]-start["sync 304"] >= 10, fmt.Sprintf("hook answers %v", now)
+	})
+	after := e.parent()
+	if err := c.Get(t.Context(), e.key, after); err != nil {
+		t.Fatal(err)
+	}
+	if before.GetResourceVersion() != after.GetResourceVersion() {
+		t.Errorf("the SummonPlatform changed while it was steady (resourceVersion %s, then %s)", before.GetResourceVersion(), after.GetResourceVersion())
+	}
+	end := hooks.codes(t)
+	t.Logf("steady resyncs: %d answered 304, %d answered 200", end["sync 304"]-start["sync 304"], end["sync 200"]-start["sync 200"])
+}
+
 // TestMetacontrollerConvergesThroughAnOverloadedHook applies several SummonPlatforms at once to a
 // hook that serves one call at a time: the calls beyond it are answered 429, which Metacontroller
 // requeues, and every parent still comes as far as its first migration Job.
