@@ -830,7 +830,6 @@ func setAnnotation(obj *unstructured.Unstructured, k, v string) {
 	obj.SetAnnotations(ann)
 }
 
-
 // jsonEqual compares two JSON values as JSON: an int64 from the API server equals the same whole
 // number decoded from a hook's answer.
 func jsonEqual(a, b any) bool {
