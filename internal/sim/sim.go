@@ -19,12 +19,16 @@ import (
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
-// The child groups a Summon CompositeController declares.
+// The child groups a Summon CompositeController declares; the manifests/cnpg component adds
+// postgresCluster (Declare).
 var groups = []string{
 	"Deployment.apps/v1", "StatefulSet.apps/v1", "Service.v1", "Secret.v1",
 	"Ingress.networking.k8s.io/v1", "PodDisruptionBudget.policy/v1",
-	"HorizontalPodAutoscaler.autoscaling/v2", "Job.batch/v1",
+	"HorizontalPodAutoscaler.autoscaling/v2", "Job.batch/v1", "NetworkPolicy.networking.k8s.io/v1",
 }
+
+// PostgresCluster is the group of CloudNativePG's Cluster.
+const PostgresCluster = "Cluster.postgresql.cnpg.io/v1"
 
 // Cluster holds one parent and its children as the API server would.
 type Cluster struct {
@@ -60,6 +64,20 @@ func NewCluster(p *v1beta1.SummonPlatform) *Cluster {
 	}
 	p.APIVersion, p.Kind = v1beta1.APIVersion, v1beta1.Kind
 	return c
+}
+
+// Declare adds a child group to what the CompositeController declares (Metacontroller then
+// sends it in every request, empty or not), as the manifests/cnpg component adds CNPG's Cluster.
+func (c *Cluster) Declare(group string) {
+	if c.Children[group] == nil {
+		c.Children[group] = metacontroller.ObjectsByName{}
+	}
+}
+
+// Declares says whether the CompositeController declares a child group.
+func (c *Cluster) Declares(group string) bool {
+	_, ok := c.Children[group]
+	return ok
 }
 
 // Request is the sync request Metacontroller would send now, through JSON as on the wire.

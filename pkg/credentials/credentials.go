@@ -1,5 +1,5 @@
-// Package credentials derives the secrets Summon generates (Django's SECRET_KEY, the database and
-// RabbitMQ passwords) from one hook-side master key. A derived secret is the same on every sync
+// Package credentials derives the secrets Summon generates (Django's SECRET_KEY, the database,
+// RabbitMQ and Redis passwords) from one hook-side master key. A derived secret is the same on every sync
 // and on every hook replica, so no interleaving of syncs can leave the password in the config
 // Secret different from the one set in Postgres or RabbitMQ (DESIGN.md 5.3): there is nothing to
 // remember and nothing to race on. It performs no I/O.
@@ -17,6 +17,10 @@ const (
 	DjangoSecretKey  = "django-secret-key"
 	DatabasePassword = "database-password"
 	RabbitMQPassword = "rabbitmq-password"
+	// RedisPassword is the password of the instance's own Redis servers.
+	RedisPassword = "redis-password"
+	// InClusterDatabasePassword is the password of the owner of the instance's own Postgres.
+	InClusterDatabasePassword = "in-cluster-database-password"
 )
 
 // MinKeyLength is the shortest master key accepted: 32 bytes, the HMAC-SHA-256 block of security.

@@ -18,22 +18,18 @@ import (
 // The child groups Summon declares in manifests/compositecontroller.yaml, keyed as Metacontroller
 // keys them.
 const (
-	GroupDeployment  = "Deployment.apps/v1"
-	GroupStatefulSet = "StatefulSet.apps/v1"
-	GroupService     = "Service.v1"
-	GroupSecret      = "Secret.v1"
-	GroupIngress     = "Ingress.networking.k8s.io/v1"
-	GroupPDB         = "PodDisruptionBudget.policy/v1"
-	GroupHPA         = "HorizontalPodAutoscaler.autoscaling/v2"
-	GroupJob         = "Job.batch/v1"
+	GroupDeployment    = "Deployment.apps/v1"
+	GroupStatefulSet   = "StatefulSet.apps/v1"
+	GroupService       = "Service.v1"
+	GroupSecret        = "Secret.v1"
+	GroupIngress       = "Ingress.networking.k8s.io/v1"
+	GroupPDB           = "PodDisruptionBudget.policy/v1"
+	GroupHPA           = "HorizontalPodAutoscaler.autoscaling/v2"
+	GroupJob           = "Job.batch/v1"
+	GroupNetworkPolicy = "NetworkPolicy.networking.k8s.io/v1"
+	// GroupPostgresCluster is declared only by the manifests/cnpg component (DeclaredGroups).
+	GroupPostgresCluster = "Cluster.postgresql.cnpg.io/v1"
 )
-
-// DeclaredGroups are every child group Summon owns. A request without one of them can't show
-// what runs, so the hook refuses to act on it.
-var DeclaredGroups = []string{
-	GroupDeployment, GroupStatefulSet, GroupService, GroupSecret,
-	GroupIngress, GroupPDB, GroupHPA, GroupJob,
-}
 
 // childRef names one child across groups.
 type childRef struct {

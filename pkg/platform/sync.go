@@ -27,6 +27,8 @@ type Env struct {
 	Credentials credentials.Deriver
 	// Outside is what the hook knows of the systems outside the cluster.
 	Outside Outside
+	// Data is what the hook knows of the data services it may run inside the cluster.
+	Data DataServices
 }
 
 // Sync computes the desired children and the status of one SummonPlatform.
@@ -39,7 +41,7 @@ func Sync(req *metacontroller.SyncRequest, env Env) *metacontroller.SyncResponse
 	if err != nil {
 		return frozen(req, errorStatus(par, env, reasonRequestUnreadable, err.Error()))
 	}
-	if missing := missingGroups(req.Children); len(missing) > 0 {
+	if missing := missingGroups(req.Children, env.Data); len(missing) > 0 {
 		return frozen(req, errorStatus(par, env, reasonChildrenMissing, fmt.Sprintf(
 			"the request has no observed %s; check that the CompositeController declares every child resource in manifests/compositecontroller.yaml",
 			strings.Join(missing, ", "))))
@@ -53,9 +55,9 @@ func Sync(req *metacontroller.SyncRequest, env Env) *metacontroller.SyncResponse
 	return converge(req, par, env)
 }
 
-func missingGroups(groups metacontroller.RelativeObjects) []string {
+func missingGroups(groups metacontroller.RelativeObjects, data DataServices) []string {
 	var missing []string
-	for _, g := range DeclaredGroups {
+	for _, g := range DeclaredGroups(data) {
 		if _, ok := groups[g]; !ok {
 			missing = append(missing, g)
 		}
