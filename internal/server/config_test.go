@@ -12,10 +12,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 func TestParseConfig(t *testing.T) {
-	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second}
+	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second,
+		RedisImage: children.DefaultRedisImage}
 	tests := map[string]struct {
 		args []string
 		env  map[string]string
@@ -28,7 +32,7 @@ func TestParseConfig(t *testing.T) {
 			args: []string{"--listen=0.0.0.0:9090", "--default-image=registry.example.com/app", "--credential-key-file=/etc/key",
 				"--max-body-bytes=1024", "--shutdown-timeout=3s"},
 			want: Config{Listen: "0.0.0.0:9090", DefaultImage: "registry.example.com/app", CredentialKeyFile: "/etc/key",
-				MaxBodyBytes: 1024, ShutdownTimeout: 3 * time.Second, ExternalCallTimeout: 5 * time.Second},
+				MaxBodyBytes: 1024, ShutdownTimeout: 3 * time.Second, ExternalCallTimeout: 5 * time.Second, RedisImage: children.DefaultRedisImage},
 		},
 		"the systems outside the cluster are switched on by their flags": {
 			args: []string{"--credential-key-file=/etc/key", "--aws-region=eu-west-1", "--aws-endpoint=http://127.0.0.1:4566",
@@ -37,18 +41,25 @@ func TestParseConfig(t *testing.T) {
 			want: Config{Listen: "127.0.0.1:8080", CredentialKeyFile: "/etc/key", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second,
 				AWSRegion: "eu-west-1", AWSEndpoint: "http://127.0.0.1:4566", BucketPrefix: "acme-",
 				RabbitMQURL: "http://admin:pw@rabbitmq:15672", RabbitMQAMQPAddress: "rabbitmq:5672",
-				PostgresAdminDSN: "postgres://admin:pw@pg:5432/postgres", ExternalCallTimeout: 2 * time.Second},
+				PostgresAdminDSN: "postgres://admin:pw@pg:5432/postgres", ExternalCallTimeout: 2 * time.Second,
+				RedisImage: children.DefaultRedisImage},
+		},
+		"the data services inside the cluster are set by their flags": {
+			args: []string{"--redis-image=docker.io/library/redis:7.2.5", "--cnpg-namespace=cnpg-system", "--cnpg-retain-storage-class=retained-ssd"},
+			want: Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second,
+				RedisImage: "docker.io/library/redis:7.2.5", CNPGNamespace: "cnpg-system", CNPGRetainStorageClass: "retained-ssd"},
 		},
 		"the environment fills what no flag gives": {
 			env: map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080", "SUMMON_DEFAULT_IMAGE": "registry.example.com/app",
 				"SUMMON_CREDENTIAL_KEY_FILE": "/etc/key", "SUMMON_MAX_BODY_BYTES": "2048", "SUMMON_SHUTDOWN_TIMEOUT": "1m"},
 			want: Config{Listen: "0.0.0.0:8080", DefaultImage: "registry.example.com/app", CredentialKeyFile: "/etc/key",
-				MaxBodyBytes: 2048, ShutdownTimeout: time.Minute, ExternalCallTimeout: 5 * time.Second},
+				MaxBodyBytes: 2048, ShutdownTimeout: time.Minute, ExternalCallTimeout: 5 * time.Second, RedisImage: children.DefaultRedisImage},
 		},
 		"a flag wins over the environment": {
 			args: []string{"--listen=127.0.0.1:9000"},
 			env:  map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080"},
-			want: Config{Listen: "127.0.0.1:9000", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second},
+			want: Config{Listen: "127.0.0.1:9000", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second,
+				RedisImage: children.DefaultRedisImage},
 		},
 	}
 	for name, tc := range tests {
@@ -84,6 +95,15 @@ func TestParseConfigRefuses(t *testing.T) {
 		},
 		"a default image with a tag": {
 			args: []string{"--default-image=registry.example.com/app:v1"}, wantErr: `--default-image "registry.example.com/app:v1"`,
+		},
+		"an empty Redis image": {
+			args: []string{"--redis-image="}, wantErr: "--redis-image",
+		},
+		"a CNPG namespace that is not a namespace name": {
+			args: []string{"--cnpg-namespace=CNPG_System"}, wantErr: "--cnpg-namespace",
+		},
+		"a retaining StorageClass without CNPG": {
+			args: []string{"--cnpg-retain-storage-class=retained"}, wantErr: "needs --cnpg-namespace",
 		},
 		"an argument that is not a flag": {
 			args: []string{"serve"}, wantErr: "summon takes only flags",
@@ -157,5 +177,31 @@ func TestLoadCredentials(t *testing.T) {
 	without, _ := loadCredentials(write("b", key))
 	if withNewline.Derive("uid", "purpose") != without.Derive("uid", "purpose") {
 		t.Error("a trailing newline changes every derived credential")
+	}
+}
+
+func TestTheCoreIsToldWhichDataServicesTheHookHas(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		want platform.DataServices
+	}{
+		"by default, the default Redis image and no CloudNativePG": {
+			want: platform.DataServices{RedisImage: children.DefaultRedisImage},
+		},
+		"--cnpg-namespace says CloudNativePG is there": {
+			args: []string{"--cnpg-namespace=cnpg-system", "--cnpg-retain-storage-class=retained"},
+			want: platform.DataServices{RedisImage: children.DefaultRedisImage, CNPG: &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := ParseConfig(tc.args, func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, cfg.DataServices()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
