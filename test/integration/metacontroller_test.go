@@ -433,19 +433,20 @@ type hookServer struct {
 	log string
 }
 
-func startHookServer(t *testing.T) *hookServer {
+// startHookServer starts the hook server with the flags of a local run, and extra flags after them.
+func startHookServer(t *testing.T, extra ...string) *hookServer {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "credential-key")
 	if err := os.WriteFile(key, []byte("summon-integration-test-credential-key-of-at-least-32-bytes\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := server.ParseConfig([]string{
+	cfg, err := server.ParseConfig(append([]string{
 		"--listen=" + net.JoinHostPort(loopback, "0"),
 		"--credential-key-file=" + key,
 		"--default-image=registry.example.com/summon-platform",
 		"--shutdown-timeout=5s",
-	}, func(string) string { return "" }, io.Discard)
+	}, extra...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +513,13 @@ func (h *hookServer) answeredFinalized(t *testing.T, parent client.ObjectKey) bo
 // pointed at the hook server in this process instead of the in-cluster Service.
 func installCompositeController(t *testing.T, c client.Client, hookURL string) {
 	t.Helper()
-	cc := readObjects(t, repoFile(t, "manifests", "compositecontroller.yaml"))[0]
+	installThisCompositeController(t, c, readObjects(t, repoFile(t, "manifests", "compositecontroller.yaml"))[0], hookURL)
+}
+
+// installThisCompositeController creates a CompositeController (one kustomize built, say) with each
+// hook's webhook pointed at the hook server in this process.
+func installThisCompositeController(t *testing.T, c client.Client, cc *unstructured.Unstructured, hookURL string) {
+	t.Helper()
 	hooks, _, err := unstructured.NestedMap(cc.Object, "spec", "hooks")
 	if err != nil || len(hooks) == 0 {
 		t.Fatalf("manifests/compositecontroller.yaml has no spec.hooks (%v)", err)
