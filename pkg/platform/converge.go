@@ -248,15 +248,11 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		}
 		out["DATABASE_URL"] = u.String()
 	case db.URLSecret != nil:
-		data, ok := relatedSecret(related, p.Namespace, db.URLSecret.Name)
-		if !ok {
-			return nil, fmt.Errorf("the Secret %s (spec.database.urlSecret) was not found in namespace %s: create it", db.URLSecret.Name, p.Namespace)
+		v, err := secretValue(related, p.Namespace, *db.URLSecret, "spec.database.urlSecret")
+		if err != nil {
+			return nil, err
 		}
-		v, ok := data[db.URLSecret.Key]
-		if !ok {
-			return nil, fmt.Errorf("the Secret %s has no key %s (spec.database.urlSecret.key)", db.URLSecret.Name, db.URLSecret.Key)
-		}
-		out["DATABASE_URL"] = string(v)
+		out["DATABASE_URL"] = v
 	}
 	return out, nil
 }

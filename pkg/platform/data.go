@@ -12,6 +12,13 @@ import (
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
+// The child groups of the data services, beside those of observed.go.
+const (
+	GroupNetworkPolicy = "NetworkPolicy.networking.k8s.io/v1"
+	// GroupPostgresCluster is declared only by the manifests/cnpg component (DeclaredGroups).
+	GroupPostgresCluster = "Cluster.postgresql.cnpg.io/v1"
+)
+
 // DataServices is what the hook knows of the data services it may run inside the cluster for an
 // instance: the image of an own Redis, and whether CloudNativePG is there for an own Postgres.
 type DataServices struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/forklift-dev/summon/internal/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -303,4 +304,73 @@ func TestDeclaredGroupsFollowTheHooksCNPG(t *testing.T) {
 	if r := findCondition(st, v1beta1.ConditionReady); r.Reason != reasonChildrenMissing || !strings.Contains(st.Message, GroupPostgresCluster) {
 		t.Errorf("a hook with CNPG and a request without its group: got %s: %s", r.Reason, st.Message)
 	}
+}
+
+// Moving from an own Redis to an external one drops the four Redis children and changes the app's
+// config file, and so the config hash in the app pod templates; nothing else moves.
+func TestSwitchingToAnExternalRedisDropsItsChildrenAndMovesOnlyTheConfig(t *testing.T) {
+	c := installed(t, platform("car1-qa", withSpec(withRedis)))
+	before := c.Sync(hook(c))
+	c.SetRelatedSecret("redis-url", map[string][]byte{"REDIS_URL": []byte("rediss://:token@car1.cache.example.internal:6379/0")})
+	c.EditSpec(func(s *v1beta1.Spec) {
+		s.Redis = &v1beta1.Redis{URLSecret: &v1beta1.SecretKeyRef{Name: "redis-url", Key: "REDIS_URL"}}
+	})
+	after := c.Sync(hook(c))
+
+	var dropped, changed []string
+	for _, obj := range before.Children {
+		r := refOf(obj)
+		switch now := childJSON(t, after, r.group, r.name); {
+		case now == "":
+			dropped = append(dropped, r.group+" "+r.name)
+		case now != string(encode(t, obj)):
+			changed = append(changed, r.group+" "+r.name)
+		}
+	}
+	slices.Sort(dropped)
+	slices.Sort(changed)
+	wantDropped := []string{
+		"NetworkPolicy.networking.k8s.io/v1 car1-qa-redis", "Secret.v1 car1-qa-redis",
+		"Service.v1 car1-qa-redis", "StatefulSet.apps/v1 car1-qa-redis",
+	}
+	if diff := cmp.Diff(wantDropped, dropped); diff != "" {
+		t.Errorf("dropped (-want +got):\n%s", diff)
+	}
+	wantChanged := []string{
+		"Deployment.apps/v1 car1-qa-celeryd", "Deployment.apps/v1 car1-qa-channel-worker", "Deployment.apps/v1 car1-qa-daphne",
+		"Deployment.apps/v1 car1-qa-static", "Deployment.apps/v1 car1-qa-web", "Secret.v1 car1-qa-config",
+		"StatefulSet.apps/v1 car1-qa-celerybeat",
+	}
+	if diff := cmp.Diff(wantChanged, changed); diff != "" {
+		t.Errorf("changed (-want +got):\n%s", diff)
+	}
+	if len(after.Children)+len(dropped) != len(before.Children) {
+		t.Errorf("the switch added children: %d before, %d after, %d dropped", len(before.Children), len(after.Children), len(dropped))
+	}
+	// What changed in the workloads is the config hash alone.
+	for _, name := range []string{"car1-qa-web", "car1-qa-celeryd"} {
+		b := childJSON(t, before, GroupDeployment, name)
+		a := childJSON(t, after, GroupDeployment, name)
+		oldHash := configHashOf(t, b)
+		if strings.ReplaceAll(a, configHashOf(t, a), oldHash) != b {
+			t.Errorf("Deployment %s changed beyond its config hash", name)
+		}
+	}
+}
+
+func configHashOf(t *testing.T, deployment string) string {
+	t.Helper()
+	var d struct {
+		Spec struct {
+			Template struct {
+				Metadata struct {
+					Annotations map[string]string `json:"annotations"`
+				} `json:"metadata"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal([]byte(deployment), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Template.Metadata.Annotations[children.AnnotationConfigHash]
 }

@@ -16,19 +16,16 @@ import (
 )
 
 // The child groups Summon declares in manifests/compositecontroller.yaml, keyed as Metacontroller
-// keys them.
+// keys them (with those of the data services, data.go).
 const (
-	GroupDeployment    = "Deployment.apps/v1"
-	GroupStatefulSet   = "StatefulSet.apps/v1"
-	GroupService       = "Service.v1"
-	GroupSecret        = "Secret.v1"
-	GroupIngress       = "Ingress.networking.k8s.io/v1"
-	GroupPDB           = "PodDisruptionBudget.policy/v1"
-	GroupHPA           = "HorizontalPodAutoscaler.autoscaling/v2"
-	GroupJob           = "Job.batch/v1"
-	GroupNetworkPolicy = "NetworkPolicy.networking.k8s.io/v1"
-	// GroupPostgresCluster is declared only by the manifests/cnpg component (DeclaredGroups).
-	GroupPostgresCluster = "Cluster.postgresql.cnpg.io/v1"
+	GroupDeployment  = "Deployment.apps/v1"
+	GroupStatefulSet = "StatefulSet.apps/v1"
+	GroupService     = "Service.v1"
+	GroupSecret      = "Secret.v1"
+	GroupIngress     = "Ingress.networking.k8s.io/v1"
+	GroupPDB         = "PodDisruptionBudget.policy/v1"
+	GroupHPA         = "HorizontalPodAutoscaler.autoscaling/v2"
+	GroupJob         = "Job.batch/v1"
 )
 
 // childRef names one child across groups.

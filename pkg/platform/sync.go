@@ -42,9 +42,13 @@ func Sync(req *metacontroller.SyncRequest, env Env) *metacontroller.SyncResponse
 		return frozen(req, errorStatus(par, env, reasonRequestUnreadable, err.Error()))
 	}
 	if missing := missingGroups(req.Children, env.Data); len(missing) > 0 {
+		where := "manifests/compositecontroller.yaml"
+		if env.Data.CNPG != nil {
+			where += " and, since the hook runs with --cnpg-namespace, the manifests/cnpg component"
+		}
 		return frozen(req, errorStatus(par, env, reasonChildrenMissing, fmt.Sprintf(
-			"the request has no observed %s; check that the CompositeController declares every child resource in manifests/compositecontroller.yaml",
-			strings.Join(missing, ", "))))
+			"the request has no observed %s; check that the CompositeController declares every child resource in %s",
+			strings.Join(missing, ", "), where)))
 	}
 	if msg := invalid(par); msg != "" {
 		return frozen(req, errorStatus(par, env, reasonSpecInvalid, msg))
