@@ -138,8 +138,16 @@ func (c *Cluster) Apply(resp *metacontroller.SyncResponse) {
 
 // put creates or updates one child as the API server would store it.
 func (c *Cluster) put(g, key string, desired metacontroller.Object) {
-	d := roundTrip(desired)
-	last, _ := json.Marshal(desired)
+	// The stored object is the desired one through JSON, as the API server decodes it; the same
+	// bytes are the last-applied annotation.
+	last, err := json.Marshal(desired)
+	if err != nil {
+		panic(err)
+	}
+	var d metacontroller.Object
+	if err := json.Unmarshal(last, &d); err != nil {
+		panic(err)
+	}
 	meta := d["metadata"].(map[string]any)
 	ann, _ := meta["annotations"].(map[string]any)
 	if ann == nil {
@@ -259,18 +267,6 @@ func keyOf(obj metacontroller.Object) string {
 	meta := obj["metadata"].(map[string]any)
 	ns, _ := meta["namespace"].(string)
 	return ns + "/" + meta["name"].(string)
-}
-
-func roundTrip(obj metacontroller.Object) metacontroller.Object {
-	b, err := json.Marshal(obj)
-	if err != nil {
-		panic(err)
-	}
-	var out metacontroller.Object
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
 }
 
 // fieldsV1 is the field set the API server records for a manager, as it records it: every key
