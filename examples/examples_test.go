@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 	"github.com/forklift-dev/summon/pkg/platform"
@@ -20,6 +21,12 @@ import (
 var update = flag.Bool("update", false, "rewrite examples/requests/*.json from the examples")
 
 const freshInstallRequest = "requests/fresh-install.json"
+
+// withCNPG is a hook with an own Redis image and CloudNativePG installed.
+var withCNPG = platform.DataServices{
+	RedisImage: children.DefaultRedisImage,
+	CNPG:       &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"},
+}
 
 // load reads one example strictly: a misspelt field in an example is a bug in the example.
 func load(t *testing.T, path string) *v1beta1.SummonPlatform {
@@ -71,12 +78,13 @@ func TestEveryExampleInstallsWithoutAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the hook runs in production: with a credential key and its PostgreSQL provider on (this
-	// sync has made no call yet).
+	// As the hook runs in production: with a credential key, its PostgreSQL provider on (this
+	// sync has made no call yet) and CloudNativePG installed (the manifests/cnpg component).
 	env := platform.Env{
 		Now:         time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC),
 		Credentials: key,
 		Outside:     platform.Outside{Postgres: true},
+		Data:        withCNPG,
 	}
 	for _, path := range examples(t) {
 		t.Run(path, func(t *testing.T) {
@@ -85,7 +93,7 @@ func TestEveryExampleInstallsWithoutAnError(t *testing.T) {
 			for _, name := range p.Spec.Secrets {
 				inputs[name] = map[string][]byte{"EXAMPLE_SETTING": []byte("x")}
 			}
-			req := freshInstall(t, path, inputs)
+			req := freshInstall(t, path, inputs, withCNPG)
 			resp := platform.Sync(req, env)
 			st, ok := resp.Status.(v1beta1.Status)
 			if !ok {
@@ -107,7 +115,7 @@ func TestEveryExampleInstallsWithoutAnError(t *testing.T) {
 func TestFreshInstallRequestIsUpToDate(t *testing.T) {
 	req := freshInstall(t, "qa.yaml", map[string]map[string][]byte{
 		"car1-qa-inputs": {"DATABASE_URL": []byte("postgres://car1_qa:change-me@postgres.summon-qa:5432/car1_qa")},
-	})
+	}, platform.DataServices{})
 	controller, err := os.ReadFile("../manifests/compositecontroller.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +150,7 @@ func TestFreshInstallRequestIsUpToDate(t *testing.T) {
 // freshInstall is the sync request for the example at path when it has no child yet, with the
 // given input Secrets related. The parent is the example as the API server stores it: what the
 // user wrote, plus the metadata the server adds.
-func freshInstall(t *testing.T, path string, inputs map[string]map[string][]byte) *metacontroller.SyncRequest {
+func freshInstall(t *testing.T, path string, inputs map[string]map[string][]byte, data platform.DataServices) *metacontroller.SyncRequest {
 	t.Helper()
 	y, err := os.ReadFile(path)
 	if err != nil {
@@ -168,7 +176,7 @@ func freshInstall(t *testing.T, path string, inputs map[string]map[string][]byte
 
 	req := map[string]any{"parent": parent}
 	groups := map[string]any{}
-	for _, g := range platform.DeclaredGroups {
+	for _, g := range platform.DeclaredGroups(data) {
 		groups[g] = map[string]any{}
 	}
 	req["children"] = groups

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that installs what Summon's tests need and runs them all: it builds a real
 # kube-apiserver, etcd and kubectl (cached in .cache/), starts a throwaway PostgreSQL and
-# RabbitMQ on 127.0.0.1, runs the checks and every Go test, and stops what it started.
+# RabbitMQ and an instance's Redis on 127.0.0.1, runs the checks and every Go test, and stops
+# what it started.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +39,7 @@ export SUMMON_KWOK_DIR
 SUMMON_HOOK_BIN="$PWD/$bin"
 export SUMMON_HOOK_BIN
 # Each start prints one NAME=value line; a start that fails must stop the run, not export nothing.
-for service in postgres rabbitmq; do
+for service in postgres rabbitmq redis; do
   started+=("$service")
   line=$(hack/"$service".sh start) || { echo "starting $service failed" >&2; exit 1; }
   [[ "$line" == SUMMON_TEST_*=* ]] || { echo "hack/$service.sh start printed no environment line" >&2; exit 1; }
@@ -48,6 +49,9 @@ done
 echo "== browser: Debian's chromium for the dashboard's browser tests" >&2
 SUMMON_TEST_CHROMIUM=$(hack/chromium.sh | tail -n 1) || { echo "installing chromium failed" >&2; exit 1; }
 export SUMMON_TEST_CHROMIUM
+# CloudNativePG's Cluster CRD of the pinned release, for the dry runs of the Cluster child.
+line=$(hack/cnpg-crds.sh) || { echo "fetching CloudNativePG's CRDs failed" >&2; exit 1; }
+export "${line?}"
 
 # Integration tests skip when their service is missing on a developer's plain `go test ./...`;
 # here a skip is a failure.

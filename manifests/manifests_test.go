@@ -1,9 +1,11 @@
 // Package manifests_test checks the install manifests against the code they configure: the
-// CompositeController declares exactly the child groups the core expects, each hook is a v2
-// webhook to the hook's Service, and the hook's Deployment passes flags the binary accepts.
+// CompositeController declares exactly the child groups the core expects (with and without the
+// cnpg component), each hook is a v2 webhook to the hook's Service, and the hook's Deployment
+// passes flags the binary accepts.
 package manifests_test
 
 import (
+	"encoding/json"
 	"io"
 	"maps"
 	"os"
@@ -38,17 +40,19 @@ type compositeController struct {
 		Labels map[string]string `json:"labels"`
 	} `json:"metadata"`
 	Spec struct {
-		ParentResource      resourceRule `json:"parentResource"`
-		GenerateSelector    *bool        `json:"generateSelector"`
-		ResyncPeriodSeconds *int32       `json:"resyncPeriodSeconds"`
-		ChildResources      []struct {
-			resourceRule   `json:",inline"`
-			UpdateStrategy *struct {
-				Method string `json:"method"`
-			} `json:"updateStrategy"`
-		} `json:"childResources"`
-		Hooks map[string]hook `json:"hooks"`
+		ParentResource      resourceRule    `json:"parentResource"`
+		GenerateSelector    *bool           `json:"generateSelector"`
+		ResyncPeriodSeconds *int32          `json:"resyncPeriodSeconds"`
+		ChildResources      []childResource `json:"childResources"`
+		Hooks               map[string]hook `json:"hooks"`
 	} `json:"spec"`
+}
+
+type childResource struct {
+	resourceRule   `json:",inline"`
+	UpdateStrategy *struct {
+		Method string `json:"method"`
+	} `json:"updateStrategy"`
 }
 
 type resourceRule struct {
@@ -94,6 +98,8 @@ var kinds = map[string]string{
 	"horizontalpodautoscalers": "HorizontalPodAutoscaler",
 	"jobs":                     "Job",
 	"configmaps":               "ConfigMap",
+	"networkpolicies":          "NetworkPolicy",
+	"clusters":                 "Cluster",
 }
 
 func read(t *testing.T, file string, into any) {
@@ -141,9 +147,88 @@ func TestChildResourcesAreExactlyTheDeclaredGroups(t *testing.T) {
 		got = append(got, kind+"."+c.APIVersion)
 	}
 	slices.Sort(got)
-	want := slices.Sorted(slices.Values(platform.DeclaredGroups))
+	// Without the cnpg component: the hook without --cnpg-namespace.
+	want := slices.Sorted(slices.Values(platform.DeclaredGroups(platform.DataServices{})))
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("childResources don't match platform.DeclaredGroups (-want +got):\n%s", diff)
+	}
+}
+
+// component is a kustomize Component whose patches are JSON patches on one target each.
+type component struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Patches    []struct {
+		Target struct {
+			Group string `json:"group"`
+			Kind  string `json:"kind"`
+			Name  string `json:"name"`
+		} `json:"target"`
+		Patch string `json:"patch"`
+	} `json:"patches"`
+}
+
+type jsonPatchOp struct {
+	Op    string          `json:"op"`
+	Path  string          `json:"path"`
+	Value json.RawMessage `json:"value"`
+}
+
+// The cnpg component adds exactly CNPG's Cluster to the child resources, and tells the hook so
+// with a flag the binary accepts: with it, the hook expects the groups the CompositeController
+// then declares. test/integration builds it with kubectl's kustomize and applies it.
+func TestTheCNPGComponentDeclaresTheClusterAndTellsTheHook(t *testing.T) {
+	var k component
+	read(t, "cnpg/kustomization.yaml", &k)
+	if k.APIVersion != "kustomize.config.k8s.io/v1alpha1" || k.Kind != "Component" {
+		t.Fatalf("cnpg/kustomization.yaml is a %s %s, want a kustomize.config.k8s.io/v1alpha1 Component", k.APIVersion, k.Kind)
+	}
+	cc := controller(t)
+	var d appsv1.Deployment
+	read(t, "deployment.yaml", &d)
+	args := d.Spec.Template.Spec.Containers[0].Args
+	declared := slices.Clone(cc.Spec.ChildResources)
+	for _, p := range k.Patches {
+		var ops []jsonPatchOp
+		if err := yaml.UnmarshalStrict([]byte(p.Patch), &ops); err != nil {
+			t.Fatalf("the patch of %s %s is not a JSON patch: %v", p.Target.Kind, p.Target.Name, err)
+		}
+		for _, op := range ops {
+			switch {
+			case p.Target.Kind == "CompositeController" && p.Target.Name == cc.Metadata.Name && op.Op == "add" && op.Path == "/spec/childResources/-":
+				var child childResource
+				if err := yaml.UnmarshalStrict(op.Value, &child); err != nil {
+					t.Fatal(err)
+				}
+				declared = append(declared, child)
+			case p.Target.Kind == "Deployment" && p.Target.Name == d.Name && op.Op == "add" && op.Path == "/spec/template/spec/containers/0/args/-":
+				var arg string
+				if err := json.Unmarshal(op.Value, &arg); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, arg)
+			default:
+				t.Errorf("unexpected patch of %s %s: %s %s", p.Target.Kind, p.Target.Name, op.Op, op.Path)
+			}
+		}
+	}
+	cfg, err := server.ParseConfig(args, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatalf("with the component the hook's args are not flags summon accepts: %v", err)
+	}
+	data := cfg.DataServices()
+	if data.CNPG == nil {
+		t.Fatal("with the component the hook doesn't know CloudNativePG is there")
+	}
+	var got []string
+	for _, c := range declared {
+		if c.Resource != "jobs" && (c.UpdateStrategy == nil || c.UpdateStrategy.Method != "InPlace") {
+			t.Errorf("%s/%s: want updateStrategy InPlace", c.APIVersion, c.Resource)
+		}
+		got = append(got, kinds[c.Resource]+"."+c.APIVersion)
+	}
+	if diff := cmp.Diff(slices.Sorted(slices.Values(platform.DeclaredGroups(data))), slices.Sorted(slices.Values(got))); diff != "" {
+		t.Errorf("with the component, childResources don't match platform.DeclaredGroups (-want +got):\n%s", diff)
 	}
 }
 

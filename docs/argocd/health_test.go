@@ -70,6 +70,12 @@ func toLua(L *lua.LState, v any) lua.LValue {
 // maps to the health Argo CD should show.
 func TestHealthOfEveryGoldenStatus(t *testing.T) {
 	want := map[string]string{
+		"postgres-in-cluster":                        "Progressing",
+		"postgres-without-cnpg":                      "Degraded",
+		"qa-own-data-ready":                          "Healthy",
+		"redis-external":                             "Progressing",
+		"redis-on":                                   "Healthy",
+		"redis-to-external":                          "Progressing",
 		"autoscaling-frozen-keeps-the-hpa-count":     "Degraded",
 		"autoscaling-on-above-the-bounds":            "Progressing",
 		"autoscaling-on-below-the-bounds":            "Progressing",

@@ -16,7 +16,6 @@ import (
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
-	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 // platformsGVR is the SummonPlatform resource.
@@ -90,10 +89,10 @@ func (c *clients) groupResource(group string) (schema.GroupVersionResource, erro
 // observedChildren lists the children Metacontroller claims for a parent, as it claims them:
 // in the parent's namespace, labelled with its controller-uid, and either controlled by it or
 // by nothing (an orphan it adopts).
-func (c *clients) observedChildren(ctx context.Context, parent *unstructured.Unstructured) ([]map[string]any, error) {
+func (c *clients) observedChildren(ctx context.Context, parent *unstructured.Unstructured, groups []string) ([]map[string]any, error) {
 	var out []map[string]any
 	selector := metacontroller.ControllerUIDLabel + "=" + string(parent.GetUID())
-	for _, group := range platform.DeclaredGroups {
+	for _, group := range groups {
 		gvr, err := c.groupResource(group)
 		if err != nil {
 			return nil, err

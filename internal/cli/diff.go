@@ -153,7 +153,7 @@ func (o *DiffOptions) diffOne(ctx context.Context, c *clients, profile platform.
 
 	var observed []map[string]any
 	if live != nil {
-		if observed, err = c.observedChildren(ctx, live); err != nil {
+		if observed, err = c.observedChildren(ctx, live, platform.DeclaredGroups(profile.Data)); err != nil {
 			return res, err
 		}
 	}
@@ -161,7 +161,7 @@ func (o *DiffOptions) diffOne(ctx context.Context, c *clients, profile platform.
 	if err != nil {
 		return res, err
 	}
-	req, _, err := syncRequest(after.Object, observed, related)
+	req, _, err := syncRequest(after.Object, observed, related, platform.DeclaredGroups(profile.Data))
 	if err != nil {
 		return res, err
 	}

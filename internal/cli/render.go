@@ -232,7 +232,7 @@ func renderPlatform(file map[string]any, observed []map[string]any, profile plat
 			related = append(related, emptySecret(ns, in))
 		}
 	}
-	req, other, err := syncRequest(parent, kids, related)
+	req, other, err := syncRequest(parent, kids, related, platform.DeclaredGroups(profile.Data))
 	if err != nil {
 		return r, err
 	}

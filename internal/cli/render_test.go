@@ -18,9 +18,13 @@ import (
 // goldenClock and the hook's configuration per case are those of pkg/platform's golden tests.
 var goldenClock = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
+// goldenProfile is the hook configuration of each golden case, as pkg/platform's goldenEnv sets it.
 func goldenProfile(name string) platform.HookProfile {
-	p := platform.HookProfile{Defaults: v1beta1.HookDefaults{Image: "registry.example.com/summon-platform"}, CredentialKey: true}
+	p := platform.HookProfile{Defaults: v1beta1.HookDefaults{Image: "registry.example.com/summon-platform"}, CredentialKey: true,
+		Data: platform.DataServices{RedisImage: children.DefaultRedisImage}}
 	switch name {
+	case "postgres-in-cluster", "qa-own-data-ready":
+		p.Data.CNPG = &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}
 	case "input-secrets-and-shared-database":
 		p.Outside = platform.Outside{Postgres: true}
 	case "externals-steady":

@@ -18,7 +18,7 @@ import (
 // child group the CompositeController declares (platform.DeclaredGroups), each keyed
 // "namespace/name" as hooks v2 keys them, and the related input Secrets. Objects of other types
 // can't be children; they are returned, for a warning.
-func syncRequest(parent map[string]any, observed, related []map[string]any) (*metacontroller.SyncRequest, []string, error) {
+func syncRequest(parent map[string]any, observed, related []map[string]any, groups []string) (*metacontroller.SyncRequest, []string, error) {
 	ns := metaString(parent, "namespace")
 	group := func(objs []map[string]any, declared []string) (metacontroller.RelativeObjects, []string) {
 		out := metacontroller.RelativeObjects{}
@@ -42,7 +42,7 @@ func syncRequest(parent map[string]any, observed, related []map[string]any) (*me
 		}
 		return out, other
 	}
-	childGroups, other := group(observed, platform.DeclaredGroups)
+	childGroups, other := group(observed, groups)
 	relatedGroups, _ := group(related, []string{platform.GroupSecret})
 	raw, err := json.Marshal(parent)
 	if err != nil {
@@ -98,7 +98,7 @@ func (s *standIns) Ready() bool { return s.inner.Ready() }
 // live config file where there is one, and visible placeholders for the rest. The standIns say
 // which placeholders Sync used.
 func clientEnv(profile platform.HookProfile, now time.Time, configFile []byte) (platform.Env, *standIns, error) {
-	env := platform.Env{Now: now, Defaults: profile.Defaults, Outside: profile.Outside}
+	env := platform.Env{Now: now, Defaults: profile.Defaults, Outside: profile.Outside, Data: profile.Data}
 	env.Outside.Ensured = nil
 	if !profile.CredentialKey {
 		env.Credentials = credentials.Deriver{}

@@ -14,10 +14,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/external"
+	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 // Config is the hook server's configuration: flags, each with an environment fallback.
@@ -63,6 +66,12 @@ type Config struct {
 	RabbitMQAMQPAddress string
 	PostgresAdminDSN    string
 	ExternalCallTimeout time.Duration
+
+	// Data services inside the cluster: the image of an instance's own Redis, and CloudNativePG's
+	// operator namespace (empty: CNPG is not installed) and retaining StorageClass.
+	RedisImage             string
+	CNPGNamespace          string
+	CNPGRetainStorageClass string
 }
 
 // setting is one flag and the environment variable it falls back to.
@@ -94,6 +103,12 @@ var settings = []setting{
 	{"rabbitmq-amqp-address", "SUMMON_RABBITMQ_AMQP_ADDRESS", "host:port the apps connect to over AMQP; empty means the management host on port 5672"},
 	{"postgres-admin-dsn", "SUMMON_POSTGRES_ADMIN_DSN", "shared PostgreSQL server, as a role that may create roles and databases; empty switches it off. Set it through the environment: flags show in the process list"},
 	{"external-call-timeout", "SUMMON_EXTERNAL_CALL_TIMEOUT", "deadline of each call to AWS, RabbitMQ or PostgreSQL"},
+	{"redis-image", "SUMMON_REDIS_IMAGE", "image of each instance's own Redis (spec.redis). The default is Valkey, the BSD-licensed fork of Redis " +
+		"that most distributions ship (Redis left the BSD licence with 7.4); an official redis image works too. Pin a patch tag or a digest in production"},
+	{"cnpg-namespace", "SUMMON_CNPG_NAMESPACE", "namespace of the CloudNativePG operator; set it (the manifests/cnpg component does) only when CloudNativePG " +
+		"is installed and the CompositeController declares its Cluster child type. Empty: no instance can have its own Postgres (spec.database.inCluster)"},
+	{"cnpg-retain-storage-class", "SUMMON_CNPG_RETAIN_STORAGE_CLASS", "StorageClass whose reclaimPolicy is Retain, for the volumes of own Postgres " +
+		"databases of instances with deletionPolicy Retain; without it such instances report ProviderMissing"},
 }
 
 // ParseConfig reads the flags in args; a flag not given falls back to its environment variable,
@@ -127,6 +142,9 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&cfg.RabbitMQAMQPAddress, "rabbitmq-amqp-address", "", usage["rabbitmq-amqp-address"])
 	fs.StringVar(&cfg.PostgresAdminDSN, "postgres-admin-dsn", "", usage["postgres-admin-dsn"])
 	fs.DurationVar(&cfg.ExternalCallTimeout, "external-call-timeout", external.DefaultCallTimeout, usage["external-call-timeout"])
+	fs.StringVar(&cfg.RedisImage, "redis-image", children.DefaultRedisImage, usage["redis-image"])
+	fs.StringVar(&cfg.CNPGNamespace, "cnpg-namespace", "", usage["cnpg-namespace"])
+	fs.StringVar(&cfg.CNPGRetainStorageClass, "cnpg-retain-storage-class", "", usage["cnpg-retain-storage-class"])
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: summon [flags]\n\n"+
 			"Summon answers Metacontroller's sync, finalize and customize hooks for SummonPlatforms\n"+
@@ -220,6 +238,7 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf("--default-image %q: %s", c.DefaultImage, e.Detail))
 		}
 	}
+	errs = append(errs, c.validateData()...)
 	return errors.Join(errs...)
 }
 
@@ -244,6 +263,36 @@ func parseLogLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("--log-level %q must be debug, info, warn or error", s)
 	}
 	return l, nil
+}
+
+func (c Config) validateData() []error {
+	var errs []error
+	if c.RedisImage == "" || strings.ContainsAny(c.RedisImage, " \t\n") {
+		errs = append(errs, fmt.Errorf("--redis-image %q must name an image, such as %s", c.RedisImage, children.DefaultRedisImage))
+	}
+	if c.CNPGNamespace != "" {
+		for _, msg := range validation.IsDNS1123Label(c.CNPGNamespace) {
+			errs = append(errs, fmt.Errorf("--cnpg-namespace %q: %s", c.CNPGNamespace, msg))
+		}
+	}
+	if c.CNPGRetainStorageClass != "" {
+		if c.CNPGNamespace == "" {
+			errs = append(errs, errors.New("--cnpg-retain-storage-class needs --cnpg-namespace: it is for CloudNativePG's volumes"))
+		}
+		for _, msg := range validation.IsDNS1123Subdomain(c.CNPGRetainStorageClass) {
+			errs = append(errs, fmt.Errorf("--cnpg-retain-storage-class %q: %s", c.CNPGRetainStorageClass, msg))
+		}
+	}
+	return errs
+}
+
+// DataServices is what the core is told about the data services inside the cluster.
+func (c Config) DataServices() platform.DataServices {
+	d := platform.DataServices{RedisImage: c.RedisImage}
+	if c.CNPGNamespace != "" {
+		d.CNPG = &platform.CNPG{OperatorNamespace: c.CNPGNamespace, RetainStorageClass: c.CNPGRetainStorageClass}
+	}
+	return d
 }
 
 // bucketPrefix leaves room in S3's 63 characters for the namespace, name and hash.

@@ -12,11 +12,15 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 func TestParseConfig(t *testing.T) {
 	defaults := Config{Listen: "127.0.0.1:8080", MaxBodyBytes: 8 << 20, ShutdownTimeout: 15 * time.Second, ExternalCallTimeout: 5 * time.Second,
-		LogLevel: "info", MaxConcurrentHooks: DefaultMaxConcurrentHooks, OverloadRetryAfter: 2 * time.Second}
+		LogLevel: "info", MaxConcurrentHooks: DefaultMaxConcurrentHooks, OverloadRetryAfter: 2 * time.Second,
+		RedisImage: children.DefaultRedisImage}
 	with := func(edit func(*Config)) Config {
 		c := defaults
 		edit(&c)
@@ -65,6 +69,12 @@ func TestParseConfig(t *testing.T) {
 				c.MaxBodyBytes, c.ShutdownTimeout, c.AuthTokenFile = 2048, time.Minute, "/etc/token"
 			}),
 		},
+		"the data services inside the cluster are set by their flags": {
+			args: []string{"--redis-image=docker.io/library/redis:7.2.5", "--cnpg-namespace=cnpg-system", "--cnpg-retain-storage-class=retained-ssd"},
+			want: with(func(c *Config) {
+				c.RedisImage, c.CNPGNamespace, c.CNPGRetainStorageClass = "docker.io/library/redis:7.2.5", "cnpg-system", "retained-ssd"
+			}),
+		},
 		"a flag wins over the environment": {
 			args: []string{"--listen=127.0.0.1:9000"},
 			env:  map[string]string{"SUMMON_LISTEN": "0.0.0.0:8080"},
@@ -104,6 +114,15 @@ func TestParseConfigRefuses(t *testing.T) {
 		},
 		"a default image with a tag": {
 			args: []string{"--default-image=registry.example.com/app:v1"}, wantErr: `--default-image "registry.example.com/app:v1"`,
+		},
+		"an empty Redis image": {
+			args: []string{"--redis-image="}, wantErr: "--redis-image",
+		},
+		"a CNPG namespace that is not a namespace name": {
+			args: []string{"--cnpg-namespace=CNPG_System"}, wantErr: "--cnpg-namespace",
+		},
+		"a retaining StorageClass without CNPG": {
+			args: []string{"--cnpg-retain-storage-class=retained"}, wantErr: "needs --cnpg-namespace",
 		},
 		"an argument that is not a flag": {
 			args: []string{"serve"}, wantErr: "summon takes only flags",
@@ -207,5 +226,31 @@ func TestLoadCredentials(t *testing.T) {
 	without, _ := loadCredentials(write("b", key))
 	if withNewline.Derive("uid", "purpose") != without.Derive("uid", "purpose") {
 		t.Error("a trailing newline changes every derived credential")
+	}
+}
+
+func TestTheCoreIsToldWhichDataServicesTheHookHas(t *testing.T) {
+	tests := map[string]struct {
+		args []string
+		want platform.DataServices
+	}{
+		"by default, the default Redis image and no CloudNativePG": {
+			want: platform.DataServices{RedisImage: children.DefaultRedisImage},
+		},
+		"--cnpg-namespace says CloudNativePG is there": {
+			args: []string{"--cnpg-namespace=cnpg-system", "--cnpg-retain-storage-class=retained"},
+			want: platform.DataServices{RedisImage: children.DefaultRedisImage, CNPG: &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := ParseConfig(tc.args, func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, cfg.DataServices()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -18,6 +18,7 @@ func hookProfile(cfg Config, key credentials.Source, systems platform.Outside) p
 		Defaults:      v1beta1.HookDefaults{Image: cfg.DefaultImage},
 		CredentialKey: key.Ready(),
 		Outside:       systems,
+		Data:          cfg.DataServices(),
 	}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		p.Version = info.Main.Version

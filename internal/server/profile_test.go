@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/platform"
 )
 
@@ -65,6 +66,7 @@ func TestConfigServesTheHooksProfileWithoutASecret(t *testing.T) {
 		Defaults:      v1beta1.HookDefaults{Image: "registry.example.com/summon-platform"},
 		CredentialKey: true,
 		Outside:       platform.Outside{RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"},
+		Data:          platform.DataServices{RedisImage: children.DefaultRedisImage},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET /config (-want +got):\n%s", diff)

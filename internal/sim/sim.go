@@ -19,12 +19,16 @@ import (
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
-// The child groups a Summon CompositeController declares.
+// The child groups a Summon CompositeController declares; the manifests/cnpg component adds
+// postgresCluster (Declare).
 var groups = []string{
 	"Deployment.apps/v1", "StatefulSet.apps/v1", "Service.v1", "Secret.v1",
 	"Ingress.networking.k8s.io/v1", "PodDisruptionBudget.policy/v1",
-	"HorizontalPodAutoscaler.autoscaling/v2", "Job.batch/v1",
+	"HorizontalPodAutoscaler.autoscaling/v2", "Job.batch/v1", "NetworkPolicy.networking.k8s.io/v1",
 }
+
+// PostgresCluster is the group of CloudNativePG's Cluster.
+const PostgresCluster = "Cluster.postgresql.cnpg.io/v1"
 
 // Cluster holds one parent and its children as the API server would.
 type Cluster struct {
@@ -60,6 +64,20 @@ func NewCluster(p *v1beta1.SummonPlatform) *Cluster {
 	}
 	p.APIVersion, p.Kind = v1beta1.APIVersion, v1beta1.Kind
 	return c
+}
+
+// Declare adds a child group to what the CompositeController declares (Metacontroller then
+// sends it in every request, empty or not), as the manifests/cnpg component adds CNPG's Cluster.
+func (c *Cluster) Declare(group string) {
+	if c.Children[group] == nil {
+		c.Children[group] = metacontroller.ObjectsByName{}
+	}
+}
+
+// Declares says whether the CompositeController declares a child group.
+func (c *Cluster) Declares(group string) bool {
+	_, ok := c.Children[group]
+	return ok
 }
 
 // Request is the sync request Metacontroller would send now, through JSON as on the wire.
@@ -120,8 +138,16 @@ func (c *Cluster) Apply(resp *metacontroller.SyncResponse) {
 
 // put creates or updates one child as the API server would store it.
 func (c *Cluster) put(g, key string, desired metacontroller.Object) {
-	d := roundTrip(desired)
-	last, _ := json.Marshal(desired)
+	// The stored object is the desired one through JSON, as the API server decodes it; the same
+	// bytes are the last-applied annotation.
+	last, err := json.Marshal(desired)
+	if err != nil {
+		panic(err)
+	}
+	var d metacontroller.Object
+	if err := json.Unmarshal(last, &d); err != nil {
+		panic(err)
+	}
 	meta := d["metadata"].(map[string]any)
 	ann, _ := meta["annotations"].(map[string]any)
 	if ann == nil {
@@ -254,18 +280,6 @@ func keyOf(obj metacontroller.Object) string {
 	meta := obj["metadata"].(map[string]any)
 	ns, _ := meta["namespace"].(string)
 	return ns + "/" + meta["name"].(string)
-}
-
-func roundTrip(obj metacontroller.Object) metacontroller.Object {
-	b, err := json.Marshal(obj)
-	if err != nil {
-		panic(err)
-	}
-	var out metacontroller.Object
-	if err := json.Unmarshal(b, &out); err != nil {
-		panic(err)
-	}
-	return out
 }
 
 // fieldsV1 is the field set the API server records for a manager, as it records it: every key

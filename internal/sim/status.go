@@ -99,3 +99,38 @@ func (c *Cluster) StartRollout(group, name string) {
 	st["updatedReplicas"] = int64(0)
 	obj["status"] = st
 }
+
+// PostgresReady makes every CNPG Cluster report what CloudNativePG's operator (v1.27) writes once
+// its one instance runs: phase "Cluster in healthy state", the Ready condition True, one ready
+// instance. It returns how many Clusters there were.
+func (c *Cluster) PostgresReady() int {
+	n := 0
+	c.Each(PostgresCluster, func(_ string, obj metacontroller.Object) {
+		n++
+		obj["status"] = map[string]any{
+			"phase":          "Cluster in healthy state",
+			"instances":      int64(1),
+			"readyInstances": int64(1),
+			"conditions": []any{map[string]any{
+				"type": "Ready", "status": "True", "reason": "ClusterIsReady", "message": "Cluster is Ready",
+				"lastTransitionTime": c.Clock.Format(time.RFC3339),
+			}},
+		}
+	})
+	return n
+}
+
+// PostgresUnready makes every CNPG Cluster report what CNPG writes while its instance is down.
+func (c *Cluster) PostgresUnready() {
+	c.Each(PostgresCluster, func(_ string, obj metacontroller.Object) {
+		obj["status"] = map[string]any{
+			"phase":          "Waiting for the instances to become active",
+			"instances":      int64(1),
+			"readyInstances": int64(0),
+			"conditions": []any{map[string]any{
+				"type": "Ready", "status": "False", "reason": "ClusterIsNotReady", "message": "Cluster Is Not Ready",
+				"lastTransitionTime": c.Clock.Format(time.RFC3339),
+			}},
+		}
+	})
+}

@@ -29,6 +29,20 @@ func RabbitMQ(t testing.TB) string {
 	return lookup(t, "SUMMON_TEST_RABBITMQ_URL", `eval "export $(hack/rabbitmq.sh start)"`)
 }
 
+// Redis returns the directory where hack/redis.sh keeps the rendered Redis of its test instance
+// (config files, app config file, ports) while both of its servers run.
+func Redis(t testing.TB) string {
+	t.Helper()
+	return lookup(t, "SUMMON_TEST_REDIS_DIR", `eval "export $(hack/redis.sh start)"`)
+}
+
+// CNPGCRDs returns the path of CloudNativePG's Cluster CRD, of the release the Cluster child
+// targets, which hack/cnpg-crds.sh fetches into the Go module cache.
+func CNPGCRDs(t testing.TB) string {
+	t.Helper()
+	return require(t, "SUMMON_TEST_CNPG_CRDS", `export "$(hack/cnpg-crds.sh)" (from the repository root)`)
+}
+
 // KubeAssets returns the directory holding the kube-apiserver, etcd and kubectl that envtest runs
 // (KUBEBUILDER_ASSETS). hack/test.sh builds them and sets it.
 func KubeAssets(t testing.TB) string {

@@ -14,6 +14,10 @@ const (
 	Migrations    Component = "migrations"
 	AppConfig     Component = "config"
 	Routing       Component = "ingress"
+	// Redis and Postgres are the data services Summon may run inside the cluster for an
+	// instance. They run no app image and carry no app version.
+	Redis    Component = "redis"
+	Postgres Component = "postgres"
 )
 
 // AppComponents are the long-running workloads that run the app image, in a fixed order.
@@ -28,6 +32,7 @@ const (
 	LabelVersion   = "app.kubernetes.io/version"
 
 	AnnotationConfigHash       = "summon.forklift.dev/config-hash"
+	AnnotationRedisConfigHash  = "summon.forklift.dev/redis-config-hash"
 	AnnotationMigrationAttempt = "summon.forklift.dev/migration-attempt"
 
 	appName   = "summon-platform"

@@ -64,3 +64,7 @@ func shortHash(s string) string {
 
 // AWSCredentials is the Secret that holds the instance's IAM access key.
 func (n Names) AWSCredentials() string { return n.base + "-aws" }
+
+// PostgresOwner is the basic-auth Secret that holds the password of the in-cluster database's
+// owner. It is not <cluster>-app, the Secret CloudNativePG makes when it is given none.
+func (n Names) PostgresOwner() string { return n.Of(Postgres) + "-owner" }

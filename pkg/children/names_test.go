@@ -1,6 +1,7 @@
 package children
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,9 +19,14 @@ func TestNamesFitKubernetesLimits(t *testing.T) {
 	for sentence, parent := range tests {
 		t.Run(sentence, func(t *testing.T) {
 			n := NamesFor(parent)
-			all := []string{n.Config(), n.TLS(), n.Ingress(), n.MigrationJob("108912-6e2f8b7-release-2019-8", 12)}
-			for _, c := range append(AppComponents, Migrations) {
+			all := []string{n.Config(), n.TLS(), n.Ingress(), n.MigrationJob("108912-6e2f8b7-release-2019-8", 12), n.AWSCredentials(), n.PostgresOwner()}
+			for _, c := range slices.Concat(AppComponents, []Component{Migrations, Redis, Postgres}) {
 				all = append(all, n.Of(c))
+			}
+			// CloudNativePG refuses a Cluster whose name is longer than 50 characters; its
+			// Services add -rw, -ro and -r.
+			if cluster := n.Of(Postgres); len(cluster) > 50 {
+				t.Errorf("the CNPG Cluster name %q is %d characters; CloudNativePG takes at most 50", cluster, len(cluster))
 			}
 			for _, name := range all {
 				if len(name) > maxChildName {

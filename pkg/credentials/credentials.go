@@ -1,5 +1,5 @@
-// Package credentials derives the secrets Summon generates (Django's SECRET_KEY, the database and
-// RabbitMQ passwords) from one hook-side master key. A derived secret is the same on every sync
+// Package credentials derives the secrets Summon generates (Django's SECRET_KEY, the database,
+// RabbitMQ and Redis passwords) from one hook-side master key. A derived secret is the same on every sync
 // and on every hook replica, so no interleaving of syncs can leave the password in the config
 // Secret different from the one set in Postgres or RabbitMQ (DESIGN.md 5.3): there is nothing to
 // remember and nothing to race on. Clients of the cluster never hold the key; they use the other
@@ -18,10 +18,14 @@ const (
 	DjangoSecretKey  = "django-secret-key"
 	DatabasePassword = "database-password"
 	RabbitMQPassword = "rabbitmq-password"
+	// RedisPassword is the password of the instance's own Redis servers.
+	RedisPassword = "redis-password"
+	// InClusterDatabasePassword is the password of the owner of the instance's own Postgres.
+	InClusterDatabasePassword = "in-cluster-database-password"
 )
 
 // Purposes are every purpose Summon derives a secret for: a test that no secret leaks checks each.
-var Purposes = []string{DjangoSecretKey, DatabasePassword, RabbitMQPassword}
+var Purposes = []string{DjangoSecretKey, DatabasePassword, RabbitMQPassword, RedisPassword, InClusterDatabasePassword}
 
 // MinKeyLength is the shortest master key accepted: 32 bytes, the HMAC-SHA-256 block of security.
 const MinKeyLength = 32

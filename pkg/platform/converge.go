@@ -31,6 +31,11 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	if err != nil {
 		return frozen(req, errorStatus(par, env, reasonProviderMissing, err.Error()))
 	}
+	data, reason, err := planData(p, par, req, env)
+	if err != nil {
+		return frozen(req, errorStatus(par, env, reason, err.Error()))
+	}
+	maps.Copy(outside, data.settings)
 	settings, err := appSettings(p, par, req.Related, outside, env)
 	if err != nil {
 		return frozen(req, errorStatus(par, env, reasonInputMissing, err.Error()))
@@ -47,7 +52,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		Attempt:         spec.Migrations.Attempt,
 		MigratedVersion: par.status.MigratedVersion,
 		Jobs:            seen.jobs,
-		Waiting:         waitingFor(seen.configSeen, externalsReady(par, env.Outside)),
+		Waiting:         waitingFor(seen.configSeen, externalsReady(par, env.Outside), data.waiting),
 		Running:         seen.runningVersions(),
 		Components:      componentNames(),
 	})
@@ -69,6 +74,9 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	d.add(children.HorizontalPodAutoscaler(p, children.Web))
 	d.add(children.HorizontalPodAutoscaler(p, children.Celeryd))
 	d.add(children.Ingress(p))
+	for _, c := range data.children {
+		d.add(c)
+	}
 
 	release := func(c children.Component) (children.Release, bool) {
 		v, ok := decision.Targets[string(c)]
@@ -124,6 +132,10 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		st.DeployedVersion = spec.Version
 	}
 	st.Phase, st.Message = phaseOf(decision, rollout, spec.Version)
+	if st.Phase == v1beta1.PhaseReady && len(data.pending) > 0 {
+		st.Phase = v1beta1.PhaseDeploying
+		st.Message = "version " + spec.Version + " is rolled out; waiting for " + strings.Join(data.pending, ", ")
+	}
 	migratedCondition(conds, decision, spec.Version)
 	switch {
 	case deployed:
@@ -155,13 +167,16 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 }
 
 // waitingFor names what a migration still needs, for the gate's message.
-func waitingFor(configSeen, externalsReady bool) string {
+func waitingFor(configSeen, externalsReady bool, data string) string {
 	var missing []string
 	if !configSeen {
 		missing = append(missing, "the app config Secret")
 	}
 	if !externalsReady {
 		missing = append(missing, "the external resources")
+	}
+	if data != "" {
+		missing = append(missing, data)
 	}
 	return strings.Join(missing, " and ")
 }
@@ -234,15 +249,11 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		}
 		out[SettingDatabaseURL] = u.String()
 	case db.URLSecret != nil:
-		data, ok := relatedSecret(related, p.Namespace, db.URLSecret.Name)
-		if !ok {
-			return nil, fmt.Errorf("the Secret %s (spec.database.urlSecret) was not found in namespace %s: create it", db.URLSecret.Name, p.Namespace)
+		v, err := secretValue(related, p.Namespace, *db.URLSecret, "spec.database.urlSecret")
+		if err != nil {
+			return nil, err
 		}
-		v, ok := data[db.URLSecret.Key]
-		if !ok {
-			return nil, fmt.Errorf("the Secret %s has no key %s (spec.database.urlSecret.key)", db.URLSecret.Name, db.URLSecret.Key)
-		}
-		out[SettingDatabaseURL] = string(v)
+		out[SettingDatabaseURL] = v
 	}
 	return out, nil
 }

@@ -5,13 +5,14 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
 // Customize answers the customize hook for one parent: the related objects every sync request
-// must carry. Summon reads its input Secrets (spec.secrets and spec.database.urlSecret) from the
-// request's related objects, so it asks for exactly those Secrets, by name, in the parent's
-// namespace, as one rule; with none it asks for nothing.
+// must carry. Summon reads its input Secrets from the request's related objects, so it asks for
+// exactly those Secrets (spec.secrets and the urlSecrets of spec.database and spec.redis), by name,
+// in the parent's namespace, as one rule; with none it asks for nothing.
 //
 // A spec that can't be read asks for nothing rather than failing: the sync hook then reports the
 // spec's error in the status, where the user looks. Only a parent without a name or a namespace
@@ -35,8 +36,10 @@ func Customize(parentJSON json.RawMessage) (metacontroller.CustomizeResponse, er
 			names = append(names, n)
 		}
 	}
-	if ref := par.spec.Database.URLSecret; ref != nil && !slices.Contains(names, ref.Name) {
-		names = append(names, ref.Name)
+	for _, ref := range []*v1beta1.SecretKeyRef{par.spec.Database.URLSecret, redisURLSecret(par.spec.Redis)} {
+		if ref != nil && !slices.Contains(names, ref.Name) {
+			names = append(names, ref.Name)
+		}
 	}
 	if len(names) == 0 {
 		// A rule with a namespace and no names selects every Secret of the namespace.
@@ -49,4 +52,11 @@ func Customize(parentJSON json.RawMessage) (metacontroller.CustomizeResponse, er
 		Names:      names,
 	})
 	return resp, nil
+}
+
+func redisURLSecret(r *v1beta1.Redis) *v1beta1.SecretKeyRef {
+	if r == nil {
+		return nil
+	}
+	return r.URLSecret
 }

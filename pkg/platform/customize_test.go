@@ -31,6 +31,18 @@ func TestCustomize(t *testing.T) {
 			}))),
 			want: secrets("inputs", "database"),
 		},
+		"the redis URL secret joins them too": {
+			parent: parentJSON(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+				s.Secrets = []string{"inputs"}
+				s.Database.URLSecret = &v1beta1.SecretKeyRef{Name: "database", Key: "url"}
+				s.Redis = &v1beta1.Redis{URLSecret: &v1beta1.SecretKeyRef{Name: "elasticache", Key: "url"}}
+			}))),
+			want: secrets("inputs", "database", "elasticache"),
+		},
+		"an own redis asks for no secret": {
+			parent: parentJSON(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) { s.Redis = &v1beta1.Redis{} }))),
+			want:   none,
+		},
 		"a secret named twice is asked for once": {
 			parent: parentJSON(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
 				s.Secrets = []string{"inputs", "inputs"}

@@ -98,6 +98,9 @@ func knownNames(p children.Platform) map[childRef]bool {
 		known[childRef{GroupService, p.Names.Of(c)}] = true
 		known[childRef{GroupPDB, p.Names.Of(c)}] = true
 	}
+	for _, r := range dataNames(p) {
+		known[r] = true
+	}
 	return known
 }
 

@@ -242,6 +242,52 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		}}
 		return req
 	},
+	// An own Redis at Ready: its StatefulSet, Service, config Secret and NetworkPolicy, and the
+	// cache and Channels URLs in the app config file.
+	"redis-on": func(t *testing.T) *metacontroller.SyncRequest {
+		return installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) { s.Redis = &v1beta1.Redis{} }))).Request()
+	},
+	// An external Redis: its URL, read from the Secret spec.redis.urlSecret names, serves the
+	// cache and the Channels layer; no Redis child.
+	"redis-external": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Redis = &v1beta1.Redis{URLSecret: &v1beta1.SecretKeyRef{Name: "car1-qa-redis-url", Key: "REDIS_URL"}}
+		})))
+		c.SetRelatedSecret("car1-qa-redis-url", map[string][]byte{"REDIS_URL": []byte("rediss://:elasticache-token@car1.cache.example.internal:6379/0")})
+		return c.Request()
+	},
+	// From an own Redis to an external one: the Redis children are dropped; the config file (and so
+	// its hash in the app pod templates) is the only other thing that changes.
+	"redis-to-external": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) { s.Redis = &v1beta1.Redis{} })))
+		c.SetRelatedSecret("car1-qa-redis-url", map[string][]byte{"REDIS_URL": []byte("rediss://:elasticache-token@car1.cache.example.internal:6379/0")})
+		c.EditSpec(func(s *v1beta1.Spec) {
+			s.Redis = &v1beta1.Redis{URLSecret: &v1beta1.SecretKeyRef{Name: "car1-qa-redis-url", Key: "REDIS_URL"}}
+		})
+		return c.Request()
+	},
+	// An own Postgres (deletionPolicy Retain, so on the hook's retaining StorageClass): the Cluster
+	// is there but not ready yet, so the migration waits for it.
+	"postgres-in-cluster": func(t *testing.T) *metacontroller.SyncRequest {
+		c := withCNPG(sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Database.InCluster = &v1beta1.InClusterDatabase{}
+		}))))
+		c.Sync(hook(c))
+		return c.Request()
+	},
+	// A QA instance with its own Redis and Postgres and no input Secret at all, at Ready.
+	"qa-own-data-ready": func(t *testing.T) *metacontroller.SyncRequest {
+		return installedOn(t, withCNPG(sim.NewCluster(qaWithOwnData("car1-qa")))).Request()
+	},
+	// An own Postgres asked for on an install without CloudNativePG: Error, every child kept.
+	"postgres-without-cnpg": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) {
+			s.Database.InCluster = &v1beta1.InClusterDatabase{}
+			s.DeletionPolicy = v1beta1.DeletionPolicyDelete
+		})
+		return c.Request()
+	},
 	// The longest legal name: every child name stays within Kubernetes' limits.
 	"longest-name": func(t *testing.T) *metacontroller.SyncRequest {
 		return installed(t, platform(strings.Repeat("a", 40)+"-"+strings.Repeat("b", 22))).Request()
@@ -261,10 +307,34 @@ func allOutside(e *Ensured) Outside {
 	return Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672", Ensured: e}
 }
 
+// goldenCNPG are the cases whose hook has CloudNativePG (and whose CompositeController declares
+// its Cluster); every other case runs on an install without it.
+var goldenCNPG = map[string]bool{"postgres-in-cluster": true, "qa-own-data-ready": true}
+
 func goldenEnv(name string) Env {
 	env := testEnv(goldenClock)
 	env.Outside = goldenOutside[name]
+	if goldenCNPG[name] {
+		env.Data.CNPG = testCNPG
+	}
 	return env
+}
+
+// withCNPG declares CNPG's Cluster in the simulated CompositeController, as the manifests/cnpg
+// component does; hook(c) then runs with CloudNativePG on.
+func withCNPG(c *sim.Cluster) *sim.Cluster {
+	c.Declare(GroupPostgresCluster)
+	return c
+}
+
+// qaWithOwnData is a QA instance that needs nothing from outside the cluster: its own Redis and
+// Postgres, no input Secret, data deleted with it.
+func qaWithOwnData(name string) *v1beta1.SummonPlatform {
+	return platform(name, withSpec(func(s *v1beta1.Spec) {
+		s.Redis = &v1beta1.Redis{}
+		s.Database.InCluster = &v1beta1.InClusterDatabase{}
+		s.DeletionPolicy = v1beta1.DeletionPolicyDelete
+	}))
 }
 
 func TestGolden(t *testing.T) {
@@ -317,8 +387,16 @@ func TestGoldenCasesAreAllListed(t *testing.T) {
 // installed runs a fresh install to Ready.
 func installed(t *testing.T, p *v1beta1.SummonPlatform) *sim.Cluster {
 	t.Helper()
-	c := sim.NewCluster(p)
-	syncTimes(c, 2)
+	return installedOn(t, sim.NewCluster(p))
+}
+
+// installedOn runs a fresh install on a simulated cluster to Ready. CloudNativePG, when the
+// cluster has it, reports the instance's Postgres ready as soon as it exists.
+func installedOn(t *testing.T, c *sim.Cluster) *sim.Cluster {
+	t.Helper()
+	syncTimes(c, 1)
+	c.PostgresReady()
+	syncTimes(c, 1)
 	c.CompleteJob(onlyJob(t, c))
 	syncTimes(c, 2)
 	c.RollOut()

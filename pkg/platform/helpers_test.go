@@ -9,6 +9,7 @@ import (
 
 	"github.com/forklift-dev/summon/internal/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -22,7 +23,23 @@ func testEnv(now time.Time) Env {
 	if err != nil {
 		panic(err)
 	}
-	return Env{Now: now, Defaults: v1beta1.HookDefaults{Image: "registry.example.com/summon-platform"}, Credentials: d}
+	return Env{
+		Now: now, Defaults: v1beta1.HookDefaults{Image: "registry.example.com/summon-platform"}, Credentials: d,
+		Data: DataServices{RedisImage: children.DefaultRedisImage},
+	}
+}
+
+// testCNPG is the CloudNativePG install of the tests that have one.
+var testCNPG = &CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}
+
+// envFor is the test Env of a hook installed as the simulated cluster is: with CloudNativePG when
+// its CompositeController declares CNPG's Cluster.
+func envFor(c *sim.Cluster) Env {
+	env := testEnv(c.Clock)
+	if c.Declares(GroupPostgresCluster) {
+		env.Data.CNPG = testCNPG
+	}
+	return env
 }
 
 type option func(*v1beta1.SummonPlatform)
@@ -50,7 +67,7 @@ func withSpec(edit func(*v1beta1.Spec)) option {
 // hook is Sync with the test Env, at the cluster's clock.
 func hook(c *sim.Cluster) func(*metacontroller.SyncRequest) *metacontroller.SyncResponse {
 	return func(req *metacontroller.SyncRequest) *metacontroller.SyncResponse {
-		return Sync(req, testEnv(c.Clock))
+		return Sync(req, envFor(c))
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 )
 
 // The child groups Summon declares in manifests/compositecontroller.yaml, keyed as Metacontroller
-// keys them.
+// keys them (with those of the data services, data.go).
 const (
 	GroupDeployment  = "Deployment.apps/v1"
 	GroupStatefulSet = "StatefulSet.apps/v1"
@@ -27,13 +27,6 @@ const (
 	GroupHPA         = "HorizontalPodAutoscaler.autoscaling/v2"
 	GroupJob         = "Job.batch/v1"
 )
-
-// DeclaredGroups are every child group Summon owns. A request without one of them can't show
-// what runs, so the hook refuses to act on it.
-var DeclaredGroups = []string{
-	GroupDeployment, GroupStatefulSet, GroupService, GroupSecret,
-	GroupIngress, GroupPDB, GroupHPA, GroupJob,
-}
 
 // childRef names one child across groups.
 type childRef struct {

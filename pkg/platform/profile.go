@@ -4,7 +4,8 @@ import "github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 
 // HookProfile is the hook's configuration as far as it shapes an answer, and nothing secret: the
 // defaults it fills in, which systems outside the cluster it has on and how the apps reach them,
-// and whether it holds a credential master key (never the key). The hook serves it (GET /config on
+// which data services it may run inside the cluster (and so which child groups it expects), and
+// whether it holds a credential master key (never the key). The hook serves it (GET /config on
 // its ops listener), so that a client of the cluster (summonctl render and diff, the dashboard)
 // builds the same Env the hook builds and gets the same answer from Sync.
 type HookProfile struct {
@@ -16,4 +17,6 @@ type HookProfile struct {
 	CredentialKey bool `json:"credentialKey"`
 	// Outside is which systems are on and how the apps reach them. Its Ensured is never set here.
 	Outside Outside `json:"outside"`
+	// Data is the Redis image and the CloudNativePG install the hook knows of.
+	Data DataServices `json:"data"`
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
 	"github.com/forklift-dev/summon/internal/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
@@ -31,6 +33,9 @@ type history struct {
 	c        *sim.Cluster
 	migrated map[string]bool // versions whose migration Job has succeeded at some point
 	log      []string
+	// redisTemplates are the Redis pod templates built so far, by the Redis settings they were
+	// built for: the template may depend on nothing else.
+	redisTemplates map[string]string
 	// failure records the first broken promise when the history runs without a testing.T, to
 	// prove that the checks can fail.
 	failure string
@@ -89,8 +94,31 @@ func newHistory(t *testing.T, id int) *history {
 		if rng.IntN(4) == 0 {
 			s.Autoscaling.Web = &v1beta1.HorizontalScaling{MinReplicas: 2, MaxReplicas: 6}
 		}
+		// The data services add children, and children are most of what a history costs: each
+		// is in a quarter of the histories (spec.redis is also switched by events).
+		switch rng.IntN(8) {
+		case 0, 1:
+			s.Redis = &v1beta1.Redis{}
+		case 2:
+			s.Redis = externalRedis()
+		}
+		if rng.IntN(4) == 0 {
+			// A QA instance with its own Postgres: with Redis too, it needs no input Secret.
+			s.Database.InCluster = &v1beta1.InClusterDatabase{}
+			s.DeletionPolicy = []v1beta1.DeletionPolicy{v1beta1.DeletionPolicyDelete, v1beta1.DeletionPolicyRetain}[rng.IntN(2)]
+		}
 	}))
-	return &history{t: t, id: id, rng: rng, c: sim.NewCluster(p), migrated: map[string]bool{}}
+	c := sim.NewCluster(p)
+	// The external Redis's Secret exists from the start, so that a switch to it can converge.
+	c.SetRelatedSecret(externalRedis().URLSecret.Name, map[string][]byte{"REDIS_URL": []byte("redis://:token@redis.example.internal:6379/0")})
+	if p.Spec.Database.InCluster != nil || rng.IntN(4) == 0 {
+		withCNPG(c)
+	}
+	return &history{t: t, id: id, rng: rng, c: c, migrated: map[string]bool{}}
+}
+
+func externalRedis() *v1beta1.Redis {
+	return &v1beta1.Redis{URLSecret: &v1beta1.SecretKeyRef{Name: "car1-qa-redis-url", Key: "REDIS_URL"}}
 }
 
 // step applies one random event, then syncs and checks the response.
@@ -100,7 +128,7 @@ func (h *history) step() {
 	}
 	c := h.c
 	var drop string
-	switch h.rng.IntN(18) {
+	switch h.rng.IntN(22) {
 	case 0, 1, 2:
 		h.log = append(h.log, "sync")
 	case 3:
@@ -155,7 +183,8 @@ func (h *history) step() {
 		h.log = append(h.log, "status lost")
 		c.Parent.Status = v1beta1.Status{}
 	case 15:
-		drop = DeclaredGroups[h.rng.IntN(len(DeclaredGroups))]
+		groups := DeclaredGroups(envFor(c).Data)
+		drop = groups[h.rng.IntN(len(groups))]
 		h.log = append(h.log, "request misses "+drop)
 	case 16:
 		h.log = append(h.log, "toggle autoscaling of web")
@@ -172,6 +201,30 @@ func (h *history) step() {
 			n := int64(2 + h.rng.IntN(5))
 			h.log = append(h.log, fmt.Sprintf("the HPA scales web to %d", n))
 			c.Scale(GroupDeployment, web, n)
+		}
+	case 18:
+		h.log = append(h.log, "CNPG reports the Postgres ready")
+		c.PostgresReady()
+	case 19:
+		h.log = append(h.log, "CNPG reports the Postgres down")
+		c.PostgresUnready()
+	case 20:
+		c.EditSpec(func(s *v1beta1.Spec) {
+			switch {
+			case s.Redis == nil:
+				s.Redis = &v1beta1.Redis{}
+			case s.Redis.InCluster():
+				s.Redis = externalRedis()
+			default:
+				s.Redis = nil
+			}
+		})
+		h.log = append(h.log, fmt.Sprintf("spec.redis = %s", redisMode(c.Parent.Spec.Redis)))
+	case 21:
+		if c.Parent.Spec.Redis.InCluster() {
+			m := resource.MustParse([]string{"64Mi", "128Mi", "256Mi"}[h.rng.IntN(3)])
+			h.log = append(h.log, "spec.redis.cacheMemory = "+m.String())
+			c.EditSpec(func(s *v1beta1.Spec) { s.Redis.CacheMemory = &m })
 		}
 	}
 	h.syncAndCheck(drop)
@@ -210,10 +263,20 @@ func (h *history) syncAndCheck(dropGroup string) *metacontroller.SyncResponse {
 	if dropGroup != "" {
 		delete(req.Children, dropGroup)
 	}
-	resp := Sync(req, testEnv(h.c.Clock))
+	resp := Sync(req, envFor(h.c))
 	h.check(req, resp)
 	h.c.Apply(resp)
 	return resp
+}
+
+func redisMode(r *v1beta1.Redis) string {
+	switch {
+	case r == nil:
+		return "none"
+	case r.InCluster():
+		return "own"
+	}
+	return "external"
 }
 
 // check holds every response to the invariants.
@@ -242,11 +305,12 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 		h.failf("%d beat replicas desired", beats)
 	}
 
-	// Never a workload on a version whose migration has not succeeded.
+	// Never a workload on a version whose migration has not succeeded. Redis runs no app image.
 	for _, obj := range resp.Children {
 		ref := refOf(obj)
 		l := labelsOf(obj)
-		if (ref.group == GroupDeployment || ref.group == GroupStatefulSet) && l[children.LabelManagedBy] == "summon" {
+		if (ref.group == GroupDeployment || ref.group == GroupStatefulSet) && l[children.LabelManagedBy] == "summon" &&
+			l[children.LabelComponent] != string(children.Redis) {
 			if v := l[children.LabelVersion]; !h.migrated[v] {
 				h.failf("%s %s runs version %q, whose migrations never succeeded (migrated: %v)", ref.group, ref.name, v, h.migrated)
 			}
@@ -258,9 +322,7 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 
 	// Never an observed workload dropped while phase is Error or the spec is paused.
 	var par struct {
-		Spec struct {
-			Paused bool `json:"paused"`
-		} `json:"spec"`
+		Spec v1beta1.Spec `json:"spec"`
 	}
 	_ = json.Unmarshal(req.Parent, &par)
 	if st.Phase == v1beta1.PhaseError || par.Spec.Paused {
@@ -287,15 +349,45 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 			running = append(running, nameOf(obj))
 		}
 	}
+	// No migration before the instance's own Postgres is ready: its Job would fail on a
+	// database that doesn't answer.
+	ns := h.c.Parent.Namespace
+	p := children.NewPlatform(h.c.Parent.Name, ns, par.Spec)
 	for _, obj := range resp.Children {
-		if ref := refOf(obj); ref.group == GroupJob && req.Children[GroupJob][h.c.Parent.Namespace+"/"+ref.name] == nil && len(running) > 0 {
+		ref := refOf(obj)
+		if ref.group != GroupJob || req.Children[GroupJob][ns+"/"+ref.name] != nil {
+			continue
+		}
+		if len(running) > 0 {
 			h.failf("new migration Job %s while %v still runs", ref.name, running)
+		}
+		if par.Spec.Database.InCluster != nil && !postgresReady(observedPostgres(p, req.Children)) {
+			h.failf("new migration Job %s while the instance's Postgres is not ready", ref.name)
+		}
+	}
+
+	// The Redis pod template depends on the Redis settings alone: a deploy, a config change or
+	// anything else leaves it as it was. (A frozen answer returns the template as observed.)
+	frozenAnswer := st.Phase == v1beta1.PhaseError || par.Spec.Paused
+	for _, obj := range resp.Children {
+		if ref := refOf(obj); !frozenAnswer && ref.group == GroupStatefulSet && ref.name == p.Names.Of(children.Redis) {
+			spec, _ := obj["spec"].(map[string]any)
+			tpl, _ := json.Marshal(spec["template"])
+			r := par.Spec.Redis
+			size := fmt.Sprint(r.CacheMemory, r.ChannelsMemory)
+			if was, ok := h.redisTemplates[size]; ok && was != string(tpl) {
+				h.failf("the Redis pod template changed while its settings (%s) did not:\nwas %s\nnow %s", size, was, tpl)
+			}
+			if h.redisTemplates == nil {
+				h.redisTemplates = map[string]string{}
+			}
+			h.redisTemplates[size] = string(tpl)
 		}
 	}
 
 	// The same request gives the same bytes (checked on a sample: it costs a second sync).
 	if len(h.log)%8 == 0 {
-		again, _ := json.Marshal(Sync(req, testEnv(h.c.Clock)))
+		again, _ := json.Marshal(Sync(req, envFor(h.c)))
 		if !bytes.Equal(body, again) {
 			h.failf("the same request gave two different responses")
 		}
@@ -350,6 +442,7 @@ func (h *history) converge() {
 			h.migrated[labelsOf(c.Get(GroupJob, j))[children.LabelVersion]] = true
 			c.CompleteJob(j)
 		}
+		c.PostgresReady()
 		c.RollOut()
 		st := h.syncAndCheck("").Status.(v1beta1.Status)
 		if st.Phase == v1beta1.PhaseError && strings.Contains(st.Message, "migrations of version") {
@@ -410,6 +503,45 @@ func TestPropertiesCanFail(t *testing.T) {
 			h.check(req, resp)
 			if h.failure == "" {
 				t.Errorf("the invariant checks let %s through", name)
+			}
+		})
+	}
+
+	// The data services' promises, on a QA instance with its own Redis and Postgres whose next
+	// version waits for its migration.
+	dataBreakers := map[string]struct {
+		breakIt func(c *sim.Cluster, resp *metacontroller.SyncResponse)
+		want    string // what the failure names
+	}{
+		"a migration Job while the Postgres is down": {want: "Postgres is not ready", breakIt: func(c *sim.Cluster, resp *metacontroller.SyncResponse) {
+			c.PostgresUnready()
+			p := children.NewPlatform("car1-qa", "summon-qa", c.Parent.Spec.Defaulted(testEnv(c.Clock).Defaults))
+			job, _ := children.ToObject(children.MigrationJob(p, children.Release{Version: v2}, 0))
+			resp.Children = append(resp.Children, job)
+		}},
+		"a Redis pod template that moves with the version": {want: "Redis pod template changed", breakIt: func(_ *sim.Cluster, resp *metacontroller.SyncResponse) {
+			for _, obj := range resp.Children {
+				if ref := refOf(obj); ref.group == GroupStatefulSet && ref.name == "car1-qa-redis" {
+					tpl := obj["spec"].(map[string]any)["template"].(map[string]any)
+					tpl["metadata"].(map[string]any)["labels"].(map[string]any)[children.LabelVersion] = v2
+				}
+			}
+		}},
+	}
+	for name, tc := range dataBreakers {
+		t.Run(name, func(t *testing.T) {
+			c := installedOn(t, withCNPG(sim.NewCluster(qaWithOwnData("car1-qa"))))
+			h := &history{c: c, migrated: map[string]bool{v1: true}}
+			h.check(c.Request(), Sync(c.Request(), envFor(c)))
+			if h.failure != "" {
+				t.Fatalf("an untouched response already breaks a promise: %s", h.failure)
+			}
+			c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
+			resp := Sync(c.Request(), envFor(c))
+			tc.breakIt(c, resp)
+			h.check(c.Request(), resp)
+			if !strings.Contains(h.failure, tc.want) {
+				t.Errorf("the invariant checks let %s through (first failure: %q)", name, h.failure)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"
 )
 
@@ -17,8 +18,9 @@ const (
 )
 
 // GeneratedCredentials reads the generated secrets back out of an app config file as the hook
-// wrote it: SECRET_KEY, and the passwords inside DATABASE_URL and BROKER_URL, by credential
-// purpose. A client of the cluster never holds the hook's master key; with these values (as a
+// wrote it: SECRET_KEY, and the passwords inside DATABASE_URL, BROKER_URL and the Redis URLs, by
+// credential purpose (DATABASE_URL's for both a shared and an in-cluster database: the spec says
+// which one Sync asks for). A client of the cluster never holds the hook's master key; with these values (as a
 // credentials.Known) Sync writes the very same file, and so the same config hash, as the hook
 // did, so that a diff against a converged instance is empty. A setting that is absent, or a URL
 // without a password, is left out. Values an input Secret put there are read back too: the hook
@@ -33,9 +35,11 @@ func GeneratedCredentials(configFile []byte) (map[string]string, error) {
 	if v, ok := settings[SettingSecretKey].(string); ok {
 		out[credentials.DjangoSecretKey] = v
 	}
-	for setting, purpose := range map[string]string{
-		SettingDatabaseURL: credentials.DatabasePassword,
-		SettingBrokerURL:   credentials.RabbitMQPassword,
+	for setting, purposes := range map[string][]string{
+		SettingDatabaseURL:               {credentials.DatabasePassword, credentials.InClusterDatabasePassword},
+		SettingBrokerURL:                 {credentials.RabbitMQPassword},
+		children.RedisCacheURLSetting:    {credentials.RedisPassword},
+		children.RedisChannelsURLSetting: {credentials.RedisPassword},
 	} {
 		raw, ok := settings[setting].(string)
 		if !ok {
@@ -46,7 +50,9 @@ func GeneratedCredentials(configFile []byte) (map[string]string, error) {
 			return nil, fmt.Errorf("%s in the app config file is not a URL", setting)
 		}
 		if pw, ok := u.User.Password(); ok {
-			out[purpose] = pw
+			for _, purpose := range purposes {
+				out[purpose] = pw
+			}
 		}
 	}
 	return out, nil

@@ -28,6 +28,8 @@ type Env struct {
 	Credentials credentials.Source
 	// Outside is what the hook knows of the systems outside the cluster.
 	Outside Outside
+	// Data is what the hook knows of the data services it may run inside the cluster.
+	Data DataServices
 }
 
 // secrets is the Env's credential source; a nil one is a hook without a master key (the zero
@@ -49,10 +51,14 @@ func Sync(req *metacontroller.SyncRequest, env Env) *metacontroller.SyncResponse
 	if err != nil {
 		return frozen(req, errorStatus(par, env, reasonRequestUnreadable, err.Error()))
 	}
-	if missing := missingGroups(req.Children); len(missing) > 0 {
+	if missing := missingGroups(req.Children, env.Data); len(missing) > 0 {
+		where := "manifests/compositecontroller.yaml"
+		if env.Data.CNPG != nil {
+			where += " and, since the hook runs with --cnpg-namespace, the manifests/cnpg component"
+		}
 		return frozen(req, errorStatus(par, env, reasonChildrenMissing, fmt.Sprintf(
-			"the request has no observed %s; check that the CompositeController declares every child resource in manifests/compositecontroller.yaml",
-			strings.Join(missing, ", "))))
+			"the request has no observed %s; check that the CompositeController declares every child resource in %s",
+			strings.Join(missing, ", "), where)))
 	}
 	if msg := invalid(par); msg != "" {
 		return frozen(req, errorStatus(par, env, reasonSpecInvalid, msg))
@@ -63,9 +69,9 @@ func Sync(req *metacontroller.SyncRequest, env Env) *metacontroller.SyncResponse
 	return converge(req, par, env)
 }
 
-func missingGroups(groups metacontroller.RelativeObjects) []string {
+func missingGroups(groups metacontroller.RelativeObjects, data DataServices) []string {
 	var missing []string
-	for _, g := range DeclaredGroups {
+	for _, g := range DeclaredGroups(data) {
 		if _, ok := groups[g]; !ok {
 			missing = append(missing, g)
 		}

@@ -262,7 +262,7 @@ func (s *standIn) sync(key client.ObjectKey) v1beta1.Status {
 		}
 	}
 	observed := mcapi.RelativeObjects{}
-	for _, g := range platform.DeclaredGroups {
+	for _, g := range platform.DeclaredGroups(platform.DataServices{}) {
 		observed[g] = mcapi.ObjectsByName{}
 		list := &unstructured.UnstructuredList{}
 		gvk := groupGVK(g)

@@ -112,8 +112,18 @@ func TestInvalidSummonPlatformsAreRefused(t *testing.T) {
 				"shared":    map[string]any{"host": "postgres.example.com"},
 				"urlSecret": map[string]any{"name": "car1-qa-db", "key": "DATABASE_URL"},
 			}),
-			want:      "set either shared or urlSecret, not both",
+			want:      "set one of shared, urlSecret and inCluster, not more",
 			pureField: "spec.database",
+		},
+		"an own Postgres on a StorageClass of its own under deletionPolicy Retain": {
+			edit:      setSpec("database", map[string]any{"inCluster": map[string]any{"storageClass": "fast"}}),
+			want:      "storageClass only with deletionPolicy Delete",
+			pureField: "spec.database.inCluster.storageClass",
+		},
+		"a Redis cache of 8Mi": {
+			edit:      setSpec("redis", map[string]any{"cacheMemory": "8Mi"}),
+			want:      "spec.redis.cacheMemory: Invalid value",
+			pureField: "spec.redis.cacheMemory",
 		},
 		"a config value that is a list": {
 			edit:          setSpec("config", map[string]any{"ALLOWED_HOSTS": []any{"a.example.com", "b.example.com"}}),

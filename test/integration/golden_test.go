@@ -9,12 +9,16 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/pkg/children"
 )
 
 // TestEveryGoldenChildIsAValidKubernetesObject sends every child of every golden sync response
 // to the API server as a dry-run create: the golden tests pin what the hook answers, this checks
 // that Kubernetes would take it (defaulting, validation and admission, with unknown fields
-// refused). Nothing is stored, so one namespace serves every case.
+// refused). CloudNativePG's Clusters are checked against CNPG's own CRD, of the release the
+// builder targets (hack/cnpg-crds.sh). Nothing is stored, so one namespace serves every case.
 func TestEveryGoldenChildIsAValidKubernetesObject(t *testing.T) {
 	k := cluster(t)
 	dirs, err := filepath.Glob(repoFile(t, "testdata", "sync", "*"))
@@ -44,6 +48,9 @@ func TestEveryGoldenChildIsAValidKubernetesObject(t *testing.T) {
 
 			for _, obj := range resp.Children {
 				child := &unstructured.Unstructured{Object: obj}
+				if child.GetAPIVersion() == children.CNPGAPIVersion {
+					k.requireCRDs(t, testenv.CNPGCRDs(t))
+				}
 				// Metacontroller puts a child without a namespace in its parent's.
 				if child.GetNamespace() == "" {
 					child.SetNamespace(req.Parent.Metadata.Namespace)

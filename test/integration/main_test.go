@@ -265,6 +265,26 @@ func (k kube) installCRDs(t *testing.T, path string) crdInstall {
 	return *done
 }
 
+// uninstallCRDs deletes the CRDs of a file, if they are there, and waits until the API server no
+// longer serves them; a later installCRDs creates them again.
+func (k kube) uninstallCRDs(t *testing.T, path string) {
+	t.Helper()
+	crdMu.Lock()
+	defer crdMu.Unlock()
+	c := k.client(t, nil)
+	for _, obj := range readObjects(t, path) {
+		crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName()}}
+		if err := c.Delete(t.Context(), crd); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatalf("deleting CRD %s: %v", crd.Name, err)
+		}
+		eventually(t, 30*time.Second, "CRD "+crd.Name+" to be gone", func(ctx context.Context) (bool, string) {
+			err := c.Get(ctx, client.ObjectKey{Name: crd.Name}, crd)
+			return apierrors.IsNotFound(err), fmt.Sprintf("get: %v", err)
+		})
+	}
+	delete(crdInstalls, path)
+}
+
 // requireCRDs installs the CRDs of a file and fails the test if that failed.
 func (k kube) requireCRDs(t *testing.T, path string) {
 	t.Helper()

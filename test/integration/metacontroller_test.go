@@ -614,7 +614,9 @@ type hookServer struct {
 	token string
 }
 
-func startHookServer(t *testing.T, args ...string) *hookServer {
+// startHookServer starts the hook server with the flags of an install (a bearer token
+// included), and extra flags after them.
+func startHookServer(t *testing.T, extra ...string) *hookServer {
 	t.Helper()
 	dir := t.TempDir()
 	key := filepath.Join(dir, "credential-key")
@@ -632,7 +634,7 @@ func startHookServer(t *testing.T, args ...string) *hookServer {
 		"--auth-token-file=" + tokenFile,
 		"--default-image=registry.example.com/summon-platform",
 		"--shutdown-timeout=5s",
-	}, args...), func(string) string { return "" }, io.Discard)
+	}, extra...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -735,6 +737,14 @@ func installCompositeController(t *testing.T, c client.Client, hs *hookServer) {
 // hook's webhook (caBundle, clientTLS).
 func installCompositeControllerWith(t *testing.T, c client.Client, hs *hookServer, webhookFields map[string]any) {
 	t.Helper()
+	installThisCompositeController(t, c, readObjects(t, repoFile(t, "manifests", "compositecontroller.yaml"))[0], hs, webhookFields)
+}
+
+// installThisCompositeController creates a CompositeController (one kustomize built, say) with each
+// hook's webhook pointed at the hook server in this process, and the token Secret the install's
+// README step creates, holding the hook server's token.
+func installThisCompositeController(t *testing.T, c client.Client, cc *unstructured.Unstructured, hs *hookServer, webhookFields map[string]any) {
+	t.Helper()
 	hookURL := hs.url
 	ensureNamespace(t, c, "summon-system")
 	token := &corev1.Secret{
@@ -748,7 +758,6 @@ func installCompositeControllerWith(t *testing.T, c client.Client, hs *hookServe
 	if err != nil {
 		t.Fatalf("writing the hook token Secret: %v", err)
 	}
-	cc := readObjects(t, repoFile(t, "manifests", "compositecontroller.yaml"))[0]
 	hooks, _, err := unstructured.NestedMap(cc.Object, "spec", "hooks")
 	if err != nil || len(hooks) == 0 {
 		t.Fatalf("manifests/compositecontroller.yaml has no spec.hooks (%v)", err)

@@ -91,7 +91,27 @@ func (s Spec) Defaulted(hook HookDefaults) Spec {
 		}
 		out.Database.Shared = &c
 	}
+	if db := out.Database.InCluster; db != nil {
+		c := *db
+		c.StorageSize = orQuantity(c.StorageSize, "1Gi")
+		out.Database.InCluster = &c
+	}
+	if r := out.Redis; r.InCluster() {
+		c := *r
+		c.CacheMemory = orQuantity(c.CacheMemory, "256Mi")
+		c.ChannelsMemory = orQuantity(c.ChannelsMemory, "64Mi")
+		out.Redis = &c
+	}
 	return out
+}
+
+func orQuantity(q *resource.Quantity, def string) *resource.Quantity {
+	if q != nil {
+		c := q.DeepCopy()
+		return &c
+	}
+	d := resource.MustParse(def)
+	return &d
 }
 
 func orInt32(p *int32, def int32) *int32 {

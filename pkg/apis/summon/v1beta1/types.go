@@ -5,6 +5,7 @@ package v1beta1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -72,6 +73,9 @@ type Spec struct {
 	Migrations Migrations `json:"migrations,omitempty"`
 	// Database says where the instance's Postgres database lives.
 	Database Database `json:"database,omitempty"`
+	// Redis asks for the instance's cache and Channels layer: a Redis that Summon runs for the
+	// instance alone, or an external one. Without it, their URLs come from the input Secrets.
+	Redis *Redis `json:"redis,omitempty"`
 
 	// DeletionPolicy says what happens to the data outside the cluster (bucket, vhost, database)
 	// when the SummonPlatform is deleted. Access (IAM user, RabbitMQ user, database login) is
@@ -169,15 +173,44 @@ type Migrations struct {
 	Attempt int32 `json:"attempt,omitempty"`
 }
 
-// Database says where the Postgres database lives. At most one of Shared and URLSecret is set;
-// with neither, DATABASE_URL must come from an input Secret.
+// Database says where the Postgres database lives. At most one of Shared, URLSecret and InCluster
+// is set; with none, DATABASE_URL must come from an input Secret.
 type Database struct {
 	// Shared is a Postgres server shared by many instances; Summon creates a role and a database
 	// for this instance on it.
 	Shared *SharedDatabase `json:"shared,omitempty"`
 	// URLSecret names a key of a Secret in the namespace that holds a full database URL.
 	URLSecret *SecretKeyRef `json:"urlSecret,omitempty"`
+	// InCluster is a Postgres of the instance's own, run by CloudNativePG inside the cluster: for
+	// QA and review instances that should not wait for a database to be provisioned elsewhere.
+	InCluster *InClusterDatabase `json:"inCluster,omitempty"`
 }
+
+// InClusterDatabase sizes the instance's own Postgres (a CloudNativePG Cluster of one instance).
+type InClusterDatabase struct {
+	// StorageSize is the size of its volume. Defaults to 1Gi.
+	StorageSize *resource.Quantity `json:"storageSize,omitempty"`
+	// StorageClass is the volume's StorageClass; empty means the cluster's default. Only with
+	// deletionPolicy Delete: with Retain the volume must outlive its claim, so its class is the one
+	// the hook names (--cnpg-retain-storage-class).
+	StorageClass string `json:"storageClass,omitempty"`
+}
+
+// Redis is the instance's cache and Channels layer. With URLSecret it is an external Redis;
+// without, Summon runs two Redis servers for the instance in one pod (see pkg/children/redis.go).
+type Redis struct {
+	// URLSecret names a key of a Secret in the namespace that holds the URL of an external Redis
+	// (e.g. ElastiCache), used by both the cache and the Channels layer.
+	URLSecret *SecretKeyRef `json:"urlSecret,omitempty"`
+	// CacheMemory is the memory of the cache server: its container's request and limit, with
+	// maxmemory set below it. Defaults to 256Mi.
+	CacheMemory *resource.Quantity `json:"cacheMemory,omitempty"`
+	// ChannelsMemory is the memory of the Channels layer's server. Defaults to 64Mi.
+	ChannelsMemory *resource.Quantity `json:"channelsMemory,omitempty"`
+}
+
+// InCluster says whether Summon runs this Redis itself.
+func (r *Redis) InCluster() bool { return r != nil && r.URLSecret == nil }
 
 // SharedDatabase gives the coordinates the app uses to reach the shared server.
 type SharedDatabase struct {
@@ -198,7 +231,8 @@ type SecretKeyRef struct {
 type DeletionPolicy string
 
 const (
-	// DeletionPolicyRetain keeps the bucket, the vhost and the database.
+	// DeletionPolicyRetain keeps the bucket, the vhost and the database (for an in-cluster
+	// database, its volume).
 	DeletionPolicyRetain DeletionPolicy = "Retain"
 	// DeletionPolicyDelete removes them.
 	DeletionPolicyDelete DeletionPolicy = "Delete"

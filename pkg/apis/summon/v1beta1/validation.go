@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
@@ -75,6 +76,11 @@ func validateSpec(s *Spec, path *field.Path) field.ErrorList {
 	errs = append(errs, inRange(s.Celery.Concurrency, 0, 256, path.Child("celery", "concurrency"))...)
 	errs = append(errs, validateMigrations(&s.Migrations, path.Child("migrations"))...)
 	errs = append(errs, validateDatabase(&s.Database, path.Child("database"))...)
+	errs = append(errs, validateRedis(s.Redis, path.Child("redis"))...)
+	if db := s.Database.InCluster; db != nil && db.StorageClass != "" && s.DeletionPolicy != DeletionPolicyDelete {
+		errs = append(errs, field.Forbidden(path.Child("database", "inCluster", "storageClass"),
+			"only with deletionPolicy Delete: with Retain the volume must outlive its claim, so its StorageClass is the hook's --cnpg-retain-storage-class"))
+	}
 
 	switch s.DeletionPolicy {
 	case "", DeletionPolicyRetain, DeletionPolicyDelete:
@@ -227,8 +233,14 @@ func validateMigrations(m *Migrations, path *field.Path) field.ErrorList {
 
 func validateDatabase(d *Database, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	if d.Shared != nil && d.URLSecret != nil {
-		errs = append(errs, field.Forbidden(path, "set either shared or urlSecret, not both"))
+	kinds := 0
+	for _, set := range []bool{d.Shared != nil, d.URLSecret != nil, d.InCluster != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		errs = append(errs, field.Forbidden(path, "set one of shared, urlSecret and inCluster, not more"))
 	}
 	if sh := d.Shared; sh != nil {
 		p := path.Child("shared")
@@ -244,12 +256,55 @@ func validateDatabase(d *Database, path *field.Path) field.ErrorList {
 			errs = append(errs, field.NotSupported(p.Child("sslMode"), sh.SSLMode, sslModes))
 		}
 	}
-	if ref := d.URLSecret; ref != nil {
-		p := path.Child("urlSecret")
-		errs = append(errs, validateNames([]string{ref.Name}, p.Child("name"))...)
-		if ref.Key == "" {
-			errs = append(errs, field.Required(p.Child("key"), "the Secret key that holds the database URL"))
+	errs = append(errs, validateSecretKeyRef(d.URLSecret, path.Child("urlSecret"), "the Secret key that holds the database URL")...)
+	if db := d.InCluster; db != nil {
+		p := path.Child("inCluster")
+		if q := db.StorageSize; q != nil && q.Cmp(minStorage) < 0 {
+			errs = append(errs, field.Invalid(p.Child("storageSize"), q.String(), "must be at least "+minStorage.String()))
 		}
+		if db.StorageClass != "" {
+			errs = append(errs, validateHostname(db.StorageClass, p.Child("storageClass"))...)
+		}
+	}
+	return errs
+}
+
+// Bounds of the sizes of the data services inside the cluster. A Redis below minRedisMemory has
+// little room left once its own structures are counted; the CRD repeats these bounds.
+var (
+	minStorage     = resource.MustParse("256Mi")
+	minRedisMemory = resource.MustParse("16Mi")
+	maxRedisMemory = resource.MustParse("64Gi")
+)
+
+func validateRedis(r *Redis, path *field.Path) field.ErrorList {
+	if r == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	if r.URLSecret != nil && (r.CacheMemory != nil || r.ChannelsMemory != nil) {
+		errs = append(errs, field.Forbidden(path, "urlSecret names an external Redis, and cacheMemory and channelsMemory size the one Summon runs: set one or the other"))
+	}
+	errs = append(errs, validateSecretKeyRef(r.URLSecret, path.Child("urlSecret"), "the Secret key that holds the Redis URL")...)
+	for _, m := range []struct {
+		name string
+		q    *resource.Quantity
+	}{{"cacheMemory", r.CacheMemory}, {"channelsMemory", r.ChannelsMemory}} {
+		if m.q != nil && (m.q.Cmp(minRedisMemory) < 0 || m.q.Cmp(maxRedisMemory) > 0) {
+			errs = append(errs, field.Invalid(path.Child(m.name), m.q.String(),
+				"must be between "+minRedisMemory.String()+" and "+maxRedisMemory.String()))
+		}
+	}
+	return errs
+}
+
+func validateSecretKeyRef(ref *SecretKeyRef, p *field.Path, keyHelp string) field.ErrorList {
+	if ref == nil {
+		return nil
+	}
+	errs := validateNames([]string{ref.Name}, p.Child("name"))
+	if ref.Key == "" {
+		errs = append(errs, field.Required(p.Child("key"), keyHelp))
 	}
 	return errs
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -16,6 +17,11 @@ func valid() *SummonPlatform {
 }
 
 func i32(v int32) *int32 { return &v }
+
+func quantity(s string) *resource.Quantity {
+	q := resource.MustParse(s)
+	return &q
+}
 
 func TestValidate(t *testing.T) {
 	tests := map[string]struct {
@@ -38,7 +44,29 @@ func TestValidate(t *testing.T) {
 		"a setting that is not an identifier":       {edit: func(p *SummonPlatform) { p.Spec.Config = map[string]ConfigValue{"not-a-setting": StringValue("x")} }, want: "Python identifier"},
 		"both kinds of database are refused": {edit: func(p *SummonPlatform) {
 			p.Spec.Database = Database{Shared: &SharedDatabase{Host: "pg"}, URLSecret: &SecretKeyRef{Name: "db", Key: "url"}}
-		}, want: "not both"},
+		}, want: "not more"},
+		"an in-cluster database beside a shared one is refused": {edit: func(p *SummonPlatform) {
+			p.Spec.Database = Database{Shared: &SharedDatabase{Host: "pg"}, InCluster: &InClusterDatabase{}}
+		}, want: "not more"},
+		"an in-cluster database with defaults is valid": {edit: func(p *SummonPlatform) { p.Spec.Database.InCluster = &InClusterDatabase{} }},
+		"an in-cluster database smaller than 256Mi is refused": {edit: func(p *SummonPlatform) {
+			p.Spec.Database.InCluster = &InClusterDatabase{StorageSize: quantity("100Mi")}
+		}, want: "spec.database.inCluster.storageSize"},
+		"a storage class for an in-cluster database with Retain is refused": {edit: func(p *SummonPlatform) {
+			p.Spec.Database.InCluster = &InClusterDatabase{StorageClass: "fast"}
+		}, want: "only with deletionPolicy Delete"},
+		"a storage class for an in-cluster database with Delete is valid": {edit: func(p *SummonPlatform) {
+			p.Spec.Database.InCluster = &InClusterDatabase{StorageClass: "fast"}
+			p.Spec.DeletionPolicy = DeletionPolicyDelete
+		}},
+		"redis with defaults is valid": {edit: func(p *SummonPlatform) { p.Spec.Redis = &Redis{} }},
+		"an external redis is valid":   {edit: func(p *SummonPlatform) { p.Spec.Redis = &Redis{URLSecret: &SecretKeyRef{Name: "redis", Key: "url"}} }},
+		"an external redis sized like an own one is refused": {edit: func(p *SummonPlatform) {
+			p.Spec.Redis = &Redis{URLSecret: &SecretKeyRef{Name: "redis", Key: "url"}, CacheMemory: quantity("1Gi")}
+		}, want: "set one or the other"},
+		"an external redis without a key is refused": {edit: func(p *SummonPlatform) { p.Spec.Redis = &Redis{URLSecret: &SecretKeyRef{Name: "redis"}} }, want: "spec.redis.urlSecret.key"},
+		"a redis cache of 8Mi is refused":            {edit: func(p *SummonPlatform) { p.Spec.Redis = &Redis{CacheMemory: quantity("8Mi")} }, want: "spec.redis.cacheMemory"},
+		"a Channels layer of 65Gi is refused":        {edit: func(p *SummonPlatform) { p.Spec.Redis = &Redis{ChannelsMemory: quantity("65Gi")} }, want: "spec.redis.channelsMemory"},
 		"an unknown sslMode is refused":              {edit: func(p *SummonPlatform) { p.Spec.Database.Shared = &SharedDatabase{Host: "pg", SSLMode: "sometimes"} }, want: "sslMode"},
 		"autoscaling with max below min is refused":  {edit: func(p *SummonPlatform) { p.Spec.Autoscaling.Web = &HorizontalScaling{MinReplicas: 3, MaxReplicas: 2} }, want: "must be at least minReplicas"},
 		"an unknown deletion policy is refused":      {edit: func(p *SummonPlatform) { p.Spec.DeletionPolicy = "Orphan" }, want: "deletionPolicy"},
@@ -77,6 +105,32 @@ func TestDefaultsFillEverythingTheBuildersRead(t *testing.T) {
 	}
 	if s.Image == "" || s.DeletionPolicy != DeletionPolicyRetain || len(s.Migrations.Command) == 0 || s.Migrations.ActiveDeadlineSeconds == nil {
 		t.Errorf("defaults missing: %+v", s)
+	}
+}
+
+func TestDefaultsSizeTheDataServicesInsideTheCluster(t *testing.T) {
+	spec := valid().Spec
+	spec.Redis = &Redis{}
+	spec.Database.InCluster = &InClusterDatabase{}
+	s := spec.Defaulted(HookDefaults{})
+	got := map[string]string{
+		"cacheMemory":    s.Redis.CacheMemory.String(),
+		"channelsMemory": s.Redis.ChannelsMemory.String(),
+		"storageSize":    s.Database.InCluster.StorageSize.String(),
+	}
+	want := map[string]string{"cacheMemory": "256Mi", "channelsMemory": "64Mi", "storageSize": "1Gi"}
+	for k := range want {
+		if got[k] != want[k] {
+			t.Errorf("%s defaults to %s, want %s", k, got[k], want[k])
+		}
+	}
+	if spec.Redis.CacheMemory != nil || spec.Database.InCluster.StorageSize != nil {
+		t.Error("Defaulted changed its input")
+	}
+	external := valid().Spec
+	external.Redis = &Redis{URLSecret: &SecretKeyRef{Name: "redis", Key: "url"}}
+	if r := external.Defaulted(HookDefaults{}).Redis; r.CacheMemory != nil || r.ChannelsMemory != nil {
+		t.Errorf("an external Redis got the sizes of an own one: %+v", r)
 	}
 }
 
