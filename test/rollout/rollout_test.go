@@ -262,3 +262,56 @@ func (in *instance) configData() map[string][]byte {
 	}
 	return s.Data
 }
+
+// TestRedisIsNotRestartedByADeploy runs an instance with its own Redis, then bumps the version
+// and changes a setting: every app pod is replaced, and the Redis pod is the same pod throughout
+// (no event deletes it, its UID stays).
+func TestRedisIsNotRestartedByADeploy(t *testing.T) {
+	c := cluster(t)
+	cl := clientsOf(c)
+	ns := newNamespace(t, cl.kube, "redis")
+	tl := record(t, cl.kube, ns)
+	hook := startHook(t)
+	startController(t, c, hook.url(), standin.DynamicApply)
+
+	spec := platformSpec("v1", 1)
+	spec["redis"] = map[string]any{}
+	in := apply(t, cl, ns, spec)
+	in.waitReady("v1")
+	before := redisPods(t, in)
+	if len(before) != 1 {
+		t.Fatalf("%d Redis pods before the deploy, want 1", len(before))
+	}
+	in.patchSpec(map[string]any{"version": "v2", "config": map[string]any{"DEBUG": true}})
+	in.waitReady("v2")
+	after := redisPods(t, in)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("the Redis pod changed across a deploy (-before +after):\n%s", diff)
+	}
+	events := tl.snapshot(t)
+	for _, e := range events {
+		if p, ok := e.obj.(*corev1.Pod); ok && component(p) == string(children.Redis) && (e.typ == watch.Deleted || p.DeletionTimestamp != nil) {
+			t.Errorf("the Redis pod %s was deleted during the deploy (rv %d)", p.Name, e.rv)
+		}
+	}
+	if n := count(events, func(e event) bool {
+		p, ok := e.obj.(*corev1.Pod)
+		return ok && e.typ == watch.Added && component(p) == string(children.Web) && version(p) == "v2"
+	}); n == 0 {
+		t.Error("no web pod of v2 was created: the deploy can't have happened")
+	}
+}
+
+// redisPods maps the instance's Redis pods to their UIDs.
+func redisPods(t *testing.T, in *instance) map[string]string {
+	t.Helper()
+	pods, err := in.cl.kube.CoreV1().Pods(in.ns).List(t.Context(), metav1.ListOptions{LabelSelector: children.LabelComponent + "=" + string(children.Redis)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		out[p.Name] = string(p.UID)
+	}
+	return out
+}
