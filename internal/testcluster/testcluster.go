@@ -25,11 +25,9 @@
 package testcluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -46,13 +44,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/forklift-dev/summon/internal/testfiles"
 )
 
 // Environment variables that name the binaries; hack/test.sh sets both.
@@ -320,7 +319,7 @@ func (c *Cluster) installStages(ctx context.Context, kwokDir string) error {
 		return err
 	}
 	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	crds, err := readObjects(filepath.Join(kwokDir, stageCRD))
+	crds, err := testfiles.ReadObjects(filepath.Join(kwokDir, stageCRD))
 	if err != nil {
 		return err
 	}
@@ -331,7 +330,7 @@ func (c *Cluster) installStages(ctx context.Context, kwokDir string) error {
 	}
 	var stages []*unstructured.Unstructured
 	for _, f := range moduleStages {
-		objs, err := readObjects(filepath.Join(kwokDir, f))
+		objs, err := testfiles.ReadObjects(filepath.Join(kwokDir, f))
 		if err != nil {
 			return err
 		}
@@ -568,33 +567,6 @@ func retryFor(ctx context.Context, d time.Duration, f func() error) error {
 		case <-ctx.Done():
 			return fmt.Errorf("gave up after %s: %w", d, err)
 		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// readObjects reads every object of a YAML file of one or more documents.
-func readObjects(path string) ([]*unstructured.Unstructured, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var objs []*unstructured.Unstructured
-	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return objs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", path, err)
-		}
-		if len(obj) > 0 {
-			objs = append(objs, &unstructured.Unstructured{Object: obj})
 		}
 	}
 }

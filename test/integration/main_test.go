@@ -1,16 +1,13 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,15 +18,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/forklift-dev/summon/internal/testenv"
 	"github.com/forklift-dev/summon/internal/testenv/controlplane"
+	"github.com/forklift-dev/summon/internal/testfiles"
 )
 
 // loopback is the only address anything started by these tests listens on.
@@ -185,29 +181,9 @@ func metacontrollerCRDs(t *testing.T) string {
 // readObjects reads every object of a YAML file of one or more documents.
 func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 	t.Helper()
-	f, err := os.Open(path)
+	objs, err := testfiles.ReadObjects(path)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	var objs []*unstructured.Unstructured
-	r := utilyaml.NewYAMLReader(bufio.NewReader(f))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("reading %s: %v", path, err)
-		}
-		var obj map[string]any
-		if err := yaml.Unmarshal(doc, &obj); err != nil {
-			t.Fatalf("reading %s: %v", path, err)
-		}
-		if len(obj) == 0 {
-			continue
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: obj})
 	}
 	if len(objs) == 0 {
 		t.Fatalf("%s holds no object", path)
@@ -348,17 +324,4 @@ func eventually(t *testing.T, timeout time.Duration, what string, check func(ctx
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// tail is the end of a log file, for a failure message.
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

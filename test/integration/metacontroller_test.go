@@ -36,6 +36,7 @@ import (
 
 	"github.com/forklift-dev/summon/internal/server"
 	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testfiles"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 )
@@ -863,7 +864,7 @@ func startMetacontroller(t *testing.T, bin, kubeconfig string) *metacontroller {
 func dumpOnFailure(t *testing.T, what, path string) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("%s log (%s), last lines:\n%s", what, path, tail(path, 60))
+			t.Logf("%s log (%s), last lines:\n%s", what, path, testfiles.Tail(path, 60))
 		}
 	})
 }

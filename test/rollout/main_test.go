@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -34,6 +33,7 @@ import (
 	"github.com/forklift-dev/summon/internal/standin"
 	"github.com/forklift-dev/summon/internal/testcluster"
 	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testfiles"
 )
 
 const loopback = "127.0.0.1"
@@ -94,7 +94,7 @@ func installCRDs(c *testcluster.Cluster) error {
 	}
 	ctx := context.Background()
 	for _, f := range files {
-		objs, err := readObjects(f)
+		objs, err := testfiles.ReadObjects(f)
 		if err != nil {
 			return err
 		}
@@ -223,7 +223,7 @@ func startHook(t *testing.T, env ...string) *hookServer {
 	t.Cleanup(func() {
 		h.stop(syscall.SIGTERM)
 		if t.Failed() {
-			t.Logf("hook server log (%s), last lines:\n%s", h.log, tail(h.log, 30))
+			t.Logf("hook server log (%s), last lines:\n%s", h.log, testfiles.Tail(h.log, 30))
 		}
 	})
 	return h
@@ -283,7 +283,7 @@ func compositeController(t *testing.T, url string) *unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := readObjects(filepath.Join(root, "manifests", "compositecontroller.yaml"))
+	objs, err := testfiles.ReadObjects(filepath.Join(root, "manifests", "compositecontroller.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +355,7 @@ func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strat
 		}
 		f.Close()
 		if t.Failed() {
-			t.Logf("stand-in log (%s), last lines:\n%s", logPath, tail(logPath, 40))
+			t.Logf("stand-in log (%s), last lines:\n%s", logPath, testfiles.Tail(logPath, 40))
 		}
 	})
 }
@@ -409,7 +409,7 @@ func startMetacontroller(t *testing.T, c *testcluster.Cluster, bin string, cc *u
 			t.Errorf("deleting the CompositeController: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("Metacontroller log (%s), last lines:\n%s", logPath, tail(logPath, 40))
+			t.Logf("Metacontroller log (%s), last lines:\n%s", logPath, testfiles.Tail(logPath, 40))
 		}
 	})
 }
@@ -476,16 +476,4 @@ func waitFor(t *testing.T, timeout time.Duration, what string, check func(ctx co
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/forklift-dev/summon/internal/standin"
 	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testfiles"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/external"
 )
@@ -266,7 +267,7 @@ func startPrivatePostgres(t *testing.T) *privatePostgres {
 	t.Cleanup(func() {
 		_ = p.pgCtl("stop", "-m", "fast", "-w")
 		if t.Failed() {
-			t.Logf("private PostgreSQL log, last lines:\n%s", tail(filepath.Join(dir, "postgres.log"), 20))
+			t.Logf("private PostgreSQL log, last lines:\n%s", testfiles.Tail(filepath.Join(dir, "postgres.log"), 20))
 		}
 		os.RemoveAll(dir)
 	})
