@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 const (
@@ -198,18 +197,5 @@ func TestWithoutAuthenticationTheServerSaysSo(t *testing.T) {
 	_, l := testServer(t)
 	if !strings.Contains(l.text(), "hook authentication is off") {
 		t.Errorf("no warning that authentication is off:\n%s", l.text())
-	}
-}
-
-// waitUntil polls cond until it holds; it gives up after a minute, which says nothing of how fast
-// anything must be.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

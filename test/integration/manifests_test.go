@@ -161,7 +161,7 @@ func TestTheTLSComponentTurnsOnMutualTLSAndItsObjectsApply(t *testing.T) {
 			continue
 		}
 		for _, obj := range objs {
-			if err := c.Patch(t.Context(), obj, client.Apply, client.ForceOwnership, client.FieldOwner("summon-test"), client.DryRunAll); err != nil {
+			if err := c.Apply(t.Context(), client.ApplyConfigurationFromUnstructured(obj), client.ForceOwnership, client.FieldOwner("summon-test"), client.DryRunAll); err != nil {
 				t.Errorf("applying %s %s with the tls component: %v", kind, obj.GetName(), err)
 			}
 		}
