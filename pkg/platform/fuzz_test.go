@@ -133,7 +133,8 @@ func FuzzFinalize(f *testing.F) {
 
 // FuzzCustomize feeds arbitrary parents to the customize core. It either refuses the parent or
 // relates Secrets of the parent's own namespace only (a rule without a namespace would hand out
-// another tenant's Secrets), and only those the spec names.
+// another tenant's Secrets), and only those the spec names (inputs, the database's and Redis' URL
+// Secrets).
 func FuzzCustomize(f *testing.F) {
 	fuzzParents(f)
 	f.Fuzz(func(t *testing.T, parent []byte) {
@@ -157,6 +158,9 @@ func FuzzCustomize(f *testing.F) {
 		}
 		if ref := par.spec.Database.URLSecret; ref != nil {
 			named[ref.Name] = true
+		}
+		if r := par.spec.Redis; r != nil && r.URLSecret != nil {
+			named[r.URLSecret.Name] = true
 		}
 		for _, rule := range resp.RelatedResources {
 			if rule.Namespace == "" || rule.Namespace != par.meta.Namespace {
