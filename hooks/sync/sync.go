@@ -33,6 +33,9 @@ type Handler struct {
 	Phases *prometheus.CounterVec
 	// ETag names the answer to a request body (see ETags); nil turns ETags off.
 	ETag *ETags
+	// Core computes the answer: platform.Sync when nil. Only the performance harness's baseline
+	// (server.NewLimit) sets another.
+	Core func(*metacontroller.SyncRequest, platform.Env) *metacontroller.SyncResponse
 }
 
 // Handle answers one sync call. A request that can't be decoded is refused (400/413) before the
@@ -66,7 +69,11 @@ func (h Handler) Handle(c echo.Context) error {
 			hookhttp.Annotate(c, slog.String("ensured", plan.Reason), slog.Int("failures", len(env.Outside.Ensured.Failures)))
 		}
 	}
-	resp := platform.Sync(&req, env)
+	core := h.Core
+	if core == nil {
+		core = platform.Sync
+	}
+	resp := core(&req, env)
 	hookhttp.Debug(c, "sync answer", slog.Any("children", childNames(resp.Children)), slog.Float64("resyncAfterSeconds", resp.ResyncAfterSeconds))
 	phase := PhaseOf(resp)
 	h.Phases.WithLabelValues(phase).Inc()

@@ -29,6 +29,7 @@ import (
 	"github.com/forklift-dev/summon/hooks/hookhttp"
 	synchook "github.com/forklift-dev/summon/hooks/sync"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
+	"github.com/forklift-dev/summon/pkg/metacontroller"
 	"github.com/forklift-dev/summon/pkg/platform"
 )
 
@@ -60,6 +61,8 @@ type Server struct {
 	profile platform.HookProfile
 	// etags name the sync hook's answers; New sets their fingerprint.
 	etags *synchook.ETags
+	// sync is the sync hook as routed.
+	sync synchook.Handler
 	// closers release the providers' connections once the last hook call is done.
 	closers []func()
 }
@@ -164,7 +167,29 @@ func (s *Server) guard() error {
 	return nil
 }
 
+// NewLimit builds the baseline of the performance harness (hack/bench.sh): this server with the
+// logic of its sync hook taken out. Each sync call is read, checked, decoded, logged and counted
+// as the real hook does it, and answered with answer, encoded afresh; it names no answer with an
+// ETag and calls nothing outside. What the real server costs beyond it is the core's cost. Never
+// for a cluster: its answer ignores the request.
+func NewLimit(cfg Config, log *slog.Logger, answer *metacontroller.SyncResponse) (*Server, error) {
+	env := func() platform.Env { return platform.Env{} }
+	fixed := func(*metacontroller.SyncRequest, platform.Env) *metacontroller.SyncResponse { return answer }
+	s := buildServer(cfg, log, synchook.Handler{Env: env, Core: fixed}, finalize.Teardown{Env: env})
+	if err := s.guard(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer synchook.Ensurer, finalizer finalize.Finalizer) *Server {
+	s := buildServer(cfg, log, synchook.Handler{Env: env, Outside: ensurer, ETag: &synchook.ETags{}}, finalizer)
+	s.etags = s.sync.ETag
+	return s
+}
+
+// buildServer routes the hooks: sync answers as the handler says, with the server's metrics.
+func buildServer(cfg Config, log *slog.Logger, sync synchook.Handler, finalizer finalize.Finalizer) *Server {
 	if cfg.MaxConcurrentHooks <= 0 {
 		cfg.MaxConcurrentHooks = DefaultMaxConcurrentHooks
 	}
@@ -173,8 +198,9 @@ func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer sy
 	}
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), slots: make(chan struct{}, cfg.MaxConcurrentHooks)}
 	e := newEcho(log)
-	s.etags = &synchook.ETags{}
-	e.POST("/sync", synchook.Handler{Env: env, Outside: ensurer, Phases: s.metrics.syncs, ETag: s.etags}.Handle, s.hookCall(hookSync))
+	sync.Phases = s.metrics.syncs
+	s.sync = sync
+	e.POST("/sync", sync.Handle, s.hookCall(hookSync))
 	e.POST("/finalize", finalize.Handler{Finalizer: finalizer}.Handle, s.hookCall(hookFinalize))
 	e.POST("/customize", customize.Handle, s.hookCall(hookCustomize))
 	s.hooks = e
