@@ -68,7 +68,15 @@ type Server struct {
 }
 
 // Main runs the server as the summon command does and returns the process's exit code.
-func Main(args []string) int {
+func Main(args []string) int { return run(args, New) }
+
+// MainLimit runs the performance harness's baseline (NewLimit) with summon's flags, answering
+// every sync call with answer.
+func MainLimit(answer *metacontroller.SyncResponse, args []string) int {
+	return run(args, func(cfg Config, log *slog.Logger) (*Server, error) { return NewLimit(cfg, log, answer) })
+}
+
+func run(args []string, build func(Config, *slog.Logger) (*Server, error)) int {
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	cfg, err := ParseConfig(args, envOf, os.Stderr)
@@ -81,7 +89,7 @@ func Main(args []string) int {
 	}
 	l, _ := parseLogLevel(cfg.LogLevel)
 	level.Set(l)
-	s, err := New(cfg, log)
+	s, err := build(cfg, log)
 	if err != nil {
 		log.Error("can't start", "error", err.Error())
 		return 1

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# The performance harness, one command (docs/performance.md has its results and how to read them).
+#
+# 1. Go benchmarks of the whole sync (decode, core, encode) at three request sizes, each beside
+#    its limit: the same body decoded the same way and an answer of the same bytes encoded, with no
+#    logic in between (pkg/platform/bench_test.go). It prints Summon / limit per size.
+# 2. A load test on loopback: the release binary (as hack/build.sh builds it) beside its baseline,
+#    cmd/summon-limit (the same server with the sync hook's logic taken out), at 1, 4 and 8
+#    concurrent connections, each run on a fresh process; then Summon answering the same request
+#    with 304 to If-None-Match (Metacontroller's ETag cache in steady state). cmd/summon-load
+#    reports throughput, p50/p99 latency, the server's CPU and allocations per call (from its
+#    /metrics) and its peak resident memory.
+#
+# Everything it makes lives in a temporary directory that it removes; everything it starts it
+# stops by its PID, also on failure. It writes nothing in the repository.
+#
+#   hack/bench.sh                                  # benchmarks -count 5, 10 s per load run
+#   COUNT=1 DURATION=3s CONCURRENCY="1 8" hack/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+count=${COUNT:-5}
+duration=${DURATION:-10s}
+concurrency=${CONCURRENCY:-1 4 8}
+body=testdata/sync/steady-ready/request.json
+answer=testdata/sync/steady-ready/response.json
+# The key of the golden tests (pkg/platform/helpers_test.go) and their default image: with them the
+# steady-state request is truly steady (the answer changes nothing), as in production.
+test_key=summon-test-master-key-0123456789abcdef
+default_image=registry.example.com/summon-platform
+
+tmp=$(mktemp -d)
+pid=
+stop_server() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  [ -n "$pid" ] && { wait "$pid" 2>/dev/null || true; }
+  pid=
+}
+cleanup() {
+  stop_server
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== machine"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ), commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with changes)')"
+echo "cores: $(nproc), $(go version | cut -d' ' -f3-), load average:$(uptime | sed 's/.*load average://')"
+
+echo "== benchmarks: go test ./pkg/platform -run '^\$' -bench '^Benchmark(Sync|Limit|Core)\$' -benchmem -count $count"
+go test ./pkg/platform -run '^$' -bench '^Benchmark(Sync|Limit|Core)$' -benchmem -count "$count" | tee "$tmp/bench.txt" | grep '^Benchmark'
+echo
+awk '
+  # Median ns/op and allocs/op per benchmark; then Summon / limit per size.
+  $1 ~ /^Benchmark/ {
+    name = $1; sub(/-[0-9]+$/, "", name)
+    for (i = 3; i < NF; i++) {
+      if ($(i + 1) == "ns/op") ns[name] = ns[name] " " $i
+      if ($(i + 1) == "allocs/op") allocs[name] = $i
+      if ($(i + 1) == "B/op") bytes[name] = $i
+      if ($(i + 1) == "request-bytes") req[name] = $i
+    }
+  }
+  function median(list,   a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  END {
+    print "| Size | Request bytes | Summon µs/op | Limit µs/op | Summon / limit | Core alone µs/op | Summon allocs/op | Limit allocs/op | Summon B/op |"
+    print "|---|---|---|---|---|---|---|---|---|"
+    split("small realistic large", sizes, " ")
+    for (k = 1; k <= 3; k++) {
+      s = sizes[k]; S = "BenchmarkSync/" s; L = "BenchmarkLimit/" s; C = "BenchmarkCore/" s
+      if (!(S in ns) || !(L in ns)) { print "missing benchmark for " s > "/dev/stderr"; exit 1 }
+      ms = median(ns[S]); ml = median(ns[L])
+      printf "| %s | %d | %.0f | %.0f | %.2fx | %.0f | %d | %d | %d |\n", s, req[S], ms / 1000, ml / 1000, ms / ml, median(ns[C]) / 1000, allocs[S], allocs[L], bytes[S]
+    }
+  }
+' "$tmp/bench.txt"
+
+echo "== build"
+hack/build.sh "$tmp/summon" >/dev/null
+go build -o "$tmp/summon-limit" ./cmd/summon-limit
+go build -o "$tmp/summon-load" ./cmd/summon-load
+(umask 077 && printf '%s' "$test_key" >"$tmp/credential-key")
+
+# start_server NAME ARGS...: starts a server on a free loopback port and sets pid and addr.
+start_server() {
+  local name=$1
+  shift
+  "$@" --listen=127.0.0.1:0 --credential-key-file="$tmp/credential-key" --default-image="$default_image" 2>"$tmp/$name.log" &
+  pid=$!
+  addr=
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.log" >&2; echo "$name exited" >&2; exit 1; }
+    addr=$(sed -n 's/.*"msg":"serving","address":"\([^"]*\)".*/\1/p' "$tmp/$name.log" | head -n 1)
+    [ -n "$addr" ] && curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
+    addr=
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { cat "$tmp/$name.log" >&2; echo "$name did not get ready" >&2; exit 1; }
+  case "$addr" in 127.*) ;; *) echo "$name listens on $addr, not loopback" >&2; exit 1 ;; esac
+}
+
+# load NAME LABEL WORKERS [summon-load flags]: one run against the running server.
+load() {
+  local name=$1 label=$2 workers=$3
+  shift 3
+  echo "-- $label: $workers connections, $duration"
+  "$tmp/summon-load" -url "http://$addr/sync" -body "$body" -workers "$workers" -duration "$duration" -requests 10000000 \
+    -metrics "http://$addr/metrics" -pid "$pid" -label "$label" "$@" | tee -a "$tmp/load.txt" | sed 's/^/   /'
+}
+
+echo "== load on loopback (a fresh server per run)"
+for c in $concurrency; do
+  start_server summon "$tmp/summon"
+  load summon "summon" "$c"
+  stop_server
+  start_server limit "$tmp/summon-limit" --answer="$answer"
+  load limit "limit" "$c"
+  stop_server
+done
+start_server summon "$tmp/summon"
+load summon "summon-304" 4 -etag
+stop_server
+
+echo
+awk '
+  /^result / {
+    delete f
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+    key = f["label"] "@" f["workers"]
+    for (k in f) v[key, k] = f[k]
+    if (f["label"] == "summon") order[++n] = f["workers"]
+  }
+  END {
+    print "| Connections | Server | Calls/s | p50 ms | p99 ms | p99 / p50 | CPU ms/call | Allocs/call | Peak RSS MiB |"
+    print "|---|---|---|---|---|---|---|---|---|"
+    for (i = 1; i <= n; i++) {
+      w = order[i]
+      split("summon limit", names, " ")
+      for (j = 1; j <= 2; j++) {
+        k = names[j] "@" w
+        printf "| %d | %s | %.0f | %.3f | %.3f | %.1f | %.3f | %d | %.1f |\n", w, names[j], v[k, "rps"], v[k, "p50_ms"], v[k, "p99_ms"], v[k, "p99_ms"] / v[k, "p50_ms"], v[k, "cpu_ms_per_call"], v[k, "allocs_per_call"], v[k, "peak_rss_mib"]
+      }
+      printf "| %d | Summon / limit, CPU per call | | | | | %.2fx | %.2fx | |\n", w, v["summon@" w, "cpu_ms_per_call"] / v["limit@" w, "cpu_ms_per_call"], v["summon@" w, "allocs_per_call"] / v["limit@" w, "allocs_per_call"]
+    }
+    k = "summon-304@4"
+    printf "| 4 | Summon, 304 to If-None-Match | %.0f | %.3f | %.3f | %.1f | %.3f | %d | %.1f |\n", v[k, "rps"], v[k, "p50_ms"], v[k, "p99_ms"], v[k, "p99_ms"] / v[k, "p50_ms"], v[k, "cpu_ms_per_call"], v[k, "allocs_per_call"], v[k, "peak_rss_mib"]
+    if (v["summon@4", "cpu_ms_per_call"] > 0)
+      printf "\n304 / full sync, CPU per call at 4 connections: %.1f%%\n", 100 * v[k, "cpu_ms_per_call"] / v["summon@4", "cpu_ms_per_call"]
+  }
+' "$tmp/load.txt"
