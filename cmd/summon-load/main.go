@@ -1,5 +1,5 @@
 // Command summon-load is a small load generator for Summon's hook server, for measuring it on
-// loopback (hack/loadtest.sh runs it; docs/performance.md has the results). It POSTs one request
+// loopback (hack/bench.sh runs it; docs/performance.md has the results). It POSTs one request
 // body, by default the steady-state sync request of testdata/sync/steady-ready, compacted as
 // Metacontroller sends it, with a few concurrent workers, until a duration or a request count is
 // reached, whichever comes first. Every answer must be a 200 that decodes as a sync response with

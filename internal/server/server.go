@@ -61,8 +61,6 @@ type Server struct {
 	profile platform.HookProfile
 	// etags name the sync hook's answers; New sets their fingerprint.
 	etags *synchook.ETags
-	// sync is the sync hook as routed.
-	sync synchook.Handler
 	// closers release the providers' connections once the last hook call is done.
 	closers []func()
 }
@@ -191,8 +189,9 @@ func NewLimit(cfg Config, log *slog.Logger, answer *metacontroller.SyncResponse)
 }
 
 func newServer(cfg Config, log *slog.Logger, env func() platform.Env, ensurer synchook.Ensurer, finalizer finalize.Finalizer) *Server {
-	s := buildServer(cfg, log, synchook.Handler{Env: env, Outside: ensurer, ETag: &synchook.ETags{}}, finalizer)
-	s.etags = s.sync.ETag
+	etags := &synchook.ETags{}
+	s := buildServer(cfg, log, synchook.Handler{Env: env, Outside: ensurer, ETag: etags}, finalizer)
+	s.etags = etags
 	return s
 }
 
@@ -207,7 +206,6 @@ func buildServer(cfg Config, log *slog.Logger, sync synchook.Handler, finalizer 
 	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), slots: make(chan struct{}, cfg.MaxConcurrentHooks)}
 	e := newEcho(log)
 	sync.Phases = s.metrics.syncs
-	s.sync = sync
 	e.POST("/sync", sync.Handle, s.hookCall(hookSync))
 	e.POST("/finalize", finalize.Handler{Finalizer: finalizer}.Handle, s.hookCall(hookFinalize))
 	e.POST("/customize", customize.Handle, s.hookCall(hookCustomize))
