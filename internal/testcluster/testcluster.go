@@ -3,7 +3,9 @@
 // kube-controller-manager with all its default controllers (garbage collector, Deployment,
 // ReplicaSet, StatefulSet, Job, HPA, namespace, node lifecycle, ...), kube-scheduler, and kwok
 // playing the kubelet of fake nodes: pods are scheduled, become Running and Ready, Job pods
-// complete, and terminating pods go away. Everything listens on 127.0.0.1 only (the controller
+// complete, and terminating pods go away. Options.NoPods and Options.Controllers start less: for a
+// fleet of parents whose children must be garbage-collected but never run, only kube-apiserver,
+// etcd and the controller manager's garbage collector. Everything listens on 127.0.0.1 only (the controller
 // manager and the scheduler serve nothing at all) and is stopped by its PID.
 //
 // It owns the processes and their logs; it never touches a cluster it did not start (no
@@ -98,6 +100,12 @@ type Options struct {
 	// ControllerManagerArgs are added to kube-controller-manager's flags (later flags win), e.g.
 	// "--horizontal-pod-autoscaler-sync-period=5s".
 	ControllerManagerArgs []string
+	// Controllers is kube-controller-manager's --controllers (default "*", all of them); e.g.
+	// "garbagecollector" for a fleet whose children must be collected but never run.
+	Controllers string
+	// NoPods starts neither kube-scheduler nor kwok and creates no nodes: no pod is ever
+	// scheduled or run. The smoke test then checks the garbage collector instead of a Deployment.
+	NoPods bool
 }
 
 // OptionsFromEnv reads the binaries' directories from KUBEBUILDER_ASSETS and SUMMON_KWOK_DIR.
@@ -147,12 +155,17 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if o.Nodes == 0 {
 		o.Nodes = 2
 	}
-	for _, bin := range []string{
-		filepath.Join(o.KubeAssets, "kube-controller-manager"),
-		filepath.Join(o.KubeAssets, "kube-scheduler"),
-		filepath.Join(o.KwokDir, "kwok"),
-		filepath.Join(o.KwokDir, stageCRD),
-	} {
+	if o.Controllers == "" {
+		o.Controllers = "*"
+	}
+	bins := []string{filepath.Join(o.KubeAssets, "kube-controller-manager")}
+	if !o.NoPods {
+		bins = append(bins,
+			filepath.Join(o.KubeAssets, "kube-scheduler"),
+			filepath.Join(o.KwokDir, "kwok"),
+			filepath.Join(o.KwokDir, stageCRD))
+	}
+	for _, bin := range bins {
 		if _, err := os.Stat(bin); err != nil {
 			return nil, fmt.Errorf("the test cluster needs %s: %w (build it with hack/kube-binaries.sh or hack/kwok.sh)", bin, err)
 		}
@@ -175,11 +188,13 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.startControlPlane(o.KubeAssets); err != nil {
 		return c, err
 	}
-	if err := c.installStages(ctx, o.KwokDir); err != nil {
-		return c, err
-	}
-	if err := c.createNodes(ctx, o.Nodes); err != nil {
-		return c, err
+	if !o.NoPods {
+		if err := c.installStages(ctx, o.KwokDir); err != nil {
+			return c, err
+		}
+		if err := c.createNodes(ctx, o.Nodes); err != nil {
+			return c, err
+		}
 	}
 
 	kcm := append([]string{
@@ -187,12 +202,19 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		"--leader-elect=false",
 		// Nothing listens: no health or metrics port to guard.
 		"--secure-port=0",
-		"--controllers=*",
+		"--controllers=" + o.Controllers,
 		"--kube-api-qps=200",
 		"--kube-api-burst=400",
 	}, o.ControllerManagerArgs...)
 	if err := c.start("kube-controller-manager", filepath.Join(o.KubeAssets, "kube-controller-manager"), kcm...); err != nil {
 		return c, err
+	}
+	if o.NoPods {
+		if err := c.gcSmokeTest(ctx); err != nil {
+			return c, err
+		}
+		c.StartTime = time.Since(begin)
+		return c, nil
 	}
 	schedulerConfig, err := c.writeSchedulerConfig()
 	if err != nil {
@@ -548,6 +570,46 @@ func (c *Cluster) smokeTest(ctx context.Context) error {
 		return fmt.Errorf("the cluster does not run a Deployment: %w\n%s", err, c.Tails(20))
 	}
 	return cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+}
+
+// gcSmokeTest creates a ConfigMap owned by another and deletes the owner: the garbage collector
+// runs once it deletes the dependent.
+func (c *Cluster) gcSmokeTest(ctx context.Context) error {
+	cs, err := kubernetes.NewForConfig(c.config)
+	if err != nil {
+		return err
+	}
+	const ns = "default"
+	owner, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "testcluster-smoke-owner"}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating the smoke-test owner: %w", err)
+	}
+	dependent := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+		Name: "testcluster-smoke-dependent",
+		OwnerReferences: []metav1.OwnerReference{{
+			APIVersion: "v1", Kind: "ConfigMap", Name: owner.Name, UID: owner.UID,
+		}},
+	}}
+	if _, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, dependent, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("creating the smoke-test dependent: %w", err)
+	}
+	if err := cs.CoreV1().ConfigMaps(ns).Delete(ctx, owner.Name, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	err = retryFor(ctx, 2*time.Minute, func() error {
+		if err := c.Err(); err != nil {
+			return backoffStop{err}
+		}
+		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, dependent.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("the dependent of a deleted owner is still there (%v)", err)
+	})
+	if err != nil {
+		return fmt.Errorf("the cluster's garbage collector does not run: %w\n%s", err, c.Tails(20))
+	}
+	return nil
 }
 
 // backoffStop ends retryFor at once.

@@ -65,6 +65,20 @@ func (u Usage) String() string {
 	return b.String()
 }
 
+// CPUTimes reads the CPU time (user + system) each process has used so far, by name; the
+// difference of two readings is what it used in between.
+func CPUTimes(pids map[string]int) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for name, pid := range pids {
+		t, _, err := procUsage(pid)
+		if err != nil {
+			return nil, fmt.Errorf("reading the CPU time of %s: %w", name, err)
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
 // procUsage reads a process's CPU time (user + system) and resident memory from /proc.
 func procUsage(pid int) (cpu time.Duration, rss int64, err error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))

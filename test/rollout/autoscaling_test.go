@@ -42,7 +42,7 @@ func TestAutoscalingHandOverNeverScalesDown(t *testing.T) {
 			tl := record(t, cl.kube, ns)
 			slowReadyWeb(t, cl, ns, readyTime)
 			hook := startHook(t)
-			startController(t, c, hook.url(), strategy)
+			startController(t, c, hook.URL(), strategy)
 			web := children.NamesFor("car1").Of(children.Web)
 
 			in := apply(t, cl, ns, platformSpec("v1", 5))

@@ -10,26 +10,18 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
+	"github.com/forklift-dev/summon/internal/mctest"
 	"github.com/forklift-dev/summon/internal/standin"
 	"github.com/forklift-dev/summon/internal/testcluster"
 	"github.com/forklift-dev/summon/internal/testenv"
@@ -61,13 +53,11 @@ func run(m *testing.M) int {
 	}
 	shared.cluster = c
 	fmt.Fprintf(os.Stderr, "rollout: real-controller cluster started in %s (logs in %s)\n", c.StartTime.Round(100*time.Millisecond), c.LogDir())
-	if err := installCRDs(c); err != nil {
+	if err := mctest.InstallCRDs(context.Background(), c.Config(), os.Getenv(mctest.EnvMetacontroller) != ""); err != nil {
 		shared.startErr = err
 	}
 	code := m.Run()
-	if builtHookDir != "" {
-		os.RemoveAll(builtHookDir)
-	}
+	mctest.Cleanup()
 	if err := c.Stop(); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping the test cluster: %v\n", err)
 		if code == 0 {
@@ -75,61 +65,6 @@ func run(m *testing.M) int {
 		}
 	}
 	return code
-}
-
-// installCRDs creates the SummonPlatform CRD and, for a real Metacontroller, Metacontroller's
-// own (kept as data in shared/ beside the repository, never copied into it).
-func installCRDs(c *testcluster.Cluster) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
-	}
-	files := []string{filepath.Join(root, "manifests", "crd.yaml")}
-	if os.Getenv("METACONTROLLER_BIN") != "" {
-		files = append(files, filepath.Join(filepath.Dir(root), "shared", "metacontroller", "metacontroller-crds-v1.yaml"))
-	}
-	cs, err := apiextensionsclient.NewForConfig(c.Config())
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	for _, f := range files {
-		objs, err := testfiles.ReadObjects(f)
-		if err != nil {
-			return err
-		}
-		for _, o := range objs {
-			var crd apiextensionsv1.CustomResourceDefinition
-			b, _ := yaml.Marshal(o.Object)
-			if err := yaml.Unmarshal(b, &crd); err != nil {
-				return err
-			}
-			if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-				if err == nil && established(got) {
-					break
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("CRD %s is not Established", crd.Name)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}
-	return nil
-}
-
-func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
-	for _, c := range crd.Status.Conditions {
-		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
 
 // cluster returns the shared cluster, or skips (fails under SUMMON_REQUIRE_INTEGRATION=1).
@@ -153,184 +88,27 @@ func cluster(t *testing.T) *testcluster.Cluster {
 	return shared.cluster
 }
 
-// hookBinary is Summon's hook server as a binary (SUMMON_HOOK_BIN, which hack/test.sh points at
-// what hack/build.sh built, or built here once), so that a proof can kill it.
-var hookBinary = sync.OnceValues(func() (string, error) {
-	if bin := os.Getenv("SUMMON_HOOK_BIN"); bin != "" {
-		return bin, nil
-	}
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp("", "summon-rollout-")
-	if err != nil {
-		return "", err
-	}
-	builtHookDir = dir
-	bin := filepath.Join(dir, "summon")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/summon")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the hook server: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-// builtHookDir holds the hook binary built by hookBinary; TestMain removes it.
-var builtHookDir string
-
-// hookServer is a running hook server process.
-type hookServer struct {
-	t      *testing.T
-	bin    string
-	addr   string
-	args   []string
-	env    []string
-	log    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// startHook runs the hook server on a free loopback port; env carries what must not be in argv
-// (the providers' URLs hold passwords).
-func startHook(t *testing.T, env ...string) *hookServer {
+// startHook runs Summon's hook server (mctest.StartHook) with the flags of an install; env
+// carries what must not be in argv (the providers' URLs hold passwords).
+func startHook(t *testing.T, env ...string) *mctest.HookServer {
 	t.Helper()
-	bin, err := hookBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	key := filepath.Join(dir, "credential-key")
-	if err := os.WriteFile(key, []byte("summon-rollout-test-credential-key-of-at-least-32-bytes\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	token := filepath.Join(dir, "hook-token")
-	if err := os.WriteFile(token, []byte(hookToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h := &hookServer{
-		t: t, bin: bin, addr: net.JoinHostPort(loopback, freePort(t)), env: env, log: filepath.Join(dir, "summon.log"),
-	}
-	h.args = []string{
-		"--listen=" + h.addr,
-		"--credential-key-file=" + key,
-		"--auth-token-file=" + token,
-		"--default-image=registry.example.com/summon-platform",
-		"--shutdown-timeout=5s",
-	}
-	h.start()
-	t.Cleanup(func() {
-		h.stop(syscall.SIGTERM)
-		if t.Failed() {
-			t.Logf("hook server log (%s), last lines:\n%s", h.log, testfiles.Tail(h.log, 30))
-		}
-	})
-	return h
-}
-
-func (h *hookServer) url() string { return "http://" + h.addr }
-
-// start starts the process and waits until it answers /readyz.
-func (h *hookServer) start() {
-	h.t.Helper()
-	f, err := os.OpenFile(h.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	cmd := exec.Command(h.bin, h.args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, h.env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		h.t.Fatalf("starting the hook server: %v", err)
-	}
-	h.cmd, h.exited = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(h.exited)
-	}()
-	waitFor(h.t, 30*time.Second, "the hook server to answer /readyz", func(ctx context.Context) (bool, string) {
-		conn, err := net.DialTimeout("tcp", h.addr, time.Second)
-		if err != nil {
-			return false, err.Error()
-		}
-		conn.Close()
-		return true, ""
-	})
-}
-
-// stop ends the process by its PID with sig (SIGKILL: no graceful shutdown at all).
-func (h *hookServer) stop(sig syscall.Signal) {
-	if h.cmd == nil {
-		return
-	}
-	_ = h.cmd.Process.Signal(sig)
-	select {
-	case <-h.exited:
-	case <-time.After(15 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.exited
-	}
-	h.cmd = nil
-}
-
-// compositeController is manifests/compositecontroller.yaml with each hook pointed at url.
-func compositeController(t *testing.T, url string) *unstructured.Unstructured {
-	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := testfiles.ReadObjects(filepath.Join(root, "manifests", "compositecontroller.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := objs[0]
-	hooks, _, _ := unstructured.NestedMap(cc.Object, "spec", "hooks")
-	for name := range hooks {
-		webhook, _, _ := unstructured.NestedMap(hooks, name, "webhook")
-		path, _ := webhook["path"].(string)
-		delete(webhook, "service")
-		delete(webhook, "path")
-		webhook["url"] = url + path
-		_ = unstructured.SetNestedMap(hooks, webhook, name, "webhook")
-	}
-	_ = unstructured.SetNestedMap(cc.Object, hooks, "spec", "hooks")
-	return cc
-}
-
-// hookToken is the bearer token of every hook server these proofs run, kept in the Secret that
-// manifests/compositecontroller.yaml names, as the install's README step creates it.
-const hookToken = "summon-rollout-test-hook-token-of-at-least-32-characters"
-
-// ensureHookToken creates that Secret once per cluster.
-func ensureHookToken(t *testing.T, cs kubernetes.Interface) {
-	t.Helper()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "summon-system"}}
-	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "summon-hook-token", Namespace: "summon-system"},
-		StringData: map[string]string{"token": hookToken},
-	}
-	if _, err := cs.CoreV1().Secrets("summon-system").Create(t.Context(), secret, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
+	return mctest.StartHook(t, nil, env...)
 }
 
 // startController runs Metacontroller's loop for Summon's CompositeController against the hook:
 // the stand-in in this process, or the real Metacontroller when METACONTROLLER_BIN is set.
 func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strategy standin.ApplyStrategy) {
 	t.Helper()
-	cc := compositeController(t, hookURL)
-	ensureHookToken(t, clientsOf(c).kube)
+	cc := mctest.CompositeController(t, hookURL)
+	mctest.EnsureHookToken(t, clientsOf(c).kube)
 	logPath := filepath.Join(t.TempDir(), "controller.log")
 	if bin := os.Getenv("METACONTROLLER_BIN"); bin != "" {
 		t.Logf("controller: Metacontroller %s, apply strategy %s", bin, strategy)
-		startMetacontroller(t, c, bin, cc, strategy, logPath)
+		var args []string
+		if strategy == standin.ServerSideApply {
+			args = append(args, "--apply-strategy=server-side-apply")
+		}
+		mctest.StartMetacontroller(t, clientsOf(c).dyn, bin, c.Kubeconfig(), cc, logPath, args...)
 		return
 	}
 	t.Logf("controller: the stand-in (internal/standin), apply strategy %s", strategy)
@@ -356,60 +134,6 @@ func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strat
 		f.Close()
 		if t.Failed() {
 			t.Logf("stand-in log (%s), last lines:\n%s", logPath, testfiles.Tail(logPath, 40))
-		}
-	})
-}
-
-// startMetacontroller creates the CompositeController in the cluster and runs Metacontroller with
-// test/integration's flags, nothing listening.
-func startMetacontroller(t *testing.T, c *testcluster.Cluster, bin string, cc *unstructured.Unstructured, strategy standin.ApplyStrategy, logPath string) {
-	t.Helper()
-	dyn := dynamic.NewForConfigOrDie(c.Config())
-	gvr := ccGVR()
-	if _, err := dyn.Resource(gvr).Create(t.Context(), cc, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the CompositeController: %v", err)
-	}
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	args := []string{
-		"--kubeconfig=" + c.Kubeconfig(),
-		"--discovery-interval=1s",
-		"--cache-flush-interval=30m",
-		"--client-go-qps=100",
-		"--client-go-burst=200",
-		"--metrics-address=0",
-		"--health-probe-bind-address=0",
-		"--pprof-address=0",
-	}
-	if strategy == standin.ServerSideApply {
-		args = append(args, "--apply-strategy=server-side-apply")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Metacontroller: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if err := dyn.Resource(gvr).Delete(context.Background(), cc.GetName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting the CompositeController: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("Metacontroller log (%s), last lines:\n%s", logPath, testfiles.Tail(logPath, 40))
 		}
 	})
 }
@@ -442,16 +166,6 @@ func newNamespace(t *testing.T, cs kubernetes.Interface, base string) string {
 			return name
 		}
 	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
 // waitFor polls check until it says done, failing after timeout with the last state it reported.

@@ -38,7 +38,7 @@ func TestProviderStoppedDuringBumpKeepsServing(t *testing.T) {
 	ns := newNamespace(t, cl.kube, "provider")
 	tl := record(t, cl.kube, ns)
 	hook := startHook(t, "SUMMON_POSTGRES_ADMIN_DSN="+pg.dsn())
-	startController(t, c, hook.url(), standin.DynamicApply)
+	startController(t, c, hook.URL(), standin.DynamicApply)
 
 	spec := platformSpec("v1", 2)
 	spec["secrets"] = []any{}
@@ -89,7 +89,7 @@ func TestDeletionPolicyLeavesExactlyWhatItSays(t *testing.T) {
 			t.Cleanup(func() { pgAdmin.drop(t, names); _, _ = rabbit.DeleteVhost(names.RabbitVhost) })
 
 			hook := startHook(t, "SUMMON_POSTGRES_ADMIN_DSN="+dsn, "SUMMON_RABBITMQ_URL="+rabbitURL)
-			startController(t, c, hook.url(), standin.DynamicApply)
+			startController(t, c, hook.URL(), standin.DynamicApply)
 			u, err := url.Parse(dsn)
 			if err != nil {
 				t.Fatal(err)

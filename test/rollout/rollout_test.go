@@ -43,7 +43,7 @@ func TestVersionBumpKeepsThreeWebPodsServing(t *testing.T) {
 			slowMigrations(t, cl, ns, migrationTime)
 			slowReadyWeb(t, cl, ns, readyTime)
 			hook := startHook(t)
-			startController(t, c, hook.url(), strategy)
+			startController(t, c, hook.URL(), strategy)
 
 			in := apply(t, cl, ns, platformSpec("v1", 3))
 			in.waitReady("v1")
@@ -103,7 +103,7 @@ func TestBeatNeverTwiceAcrossTwentyBumpsAndAConfigChange(t *testing.T) {
 	ns := newNamespace(t, cl.kube, "beat")
 	tl := record(t, cl.kube, ns)
 	hook := startHook(t)
-	startController(t, c, hook.url(), standin.DynamicApply)
+	startController(t, c, hook.URL(), standin.DynamicApply)
 
 	in := apply(t, cl, ns, platformSpec("v0", 1))
 	in.waitReady("v0")
@@ -140,7 +140,7 @@ func TestFailedMigrationKeepsTheOldVersionAndRetries(t *testing.T) {
 	ns := newNamespace(t, cl.kube, "fail")
 	tl := record(t, cl.kube, ns)
 	hook := startHook(t)
-	startController(t, c, hook.url(), standin.DynamicApply)
+	startController(t, c, hook.URL(), standin.DynamicApply)
 
 	in := apply(t, cl, ns, platformSpec("v1", 2))
 	in.waitReady("v1")
@@ -191,7 +191,7 @@ func TestHookKilledMidRolloutAndChildDeletedConverge(t *testing.T) {
 	slowMigrations(t, cl, ns, migrationTime)
 	slowReadyWeb(t, cl, ns, readyTime)
 	hook := startHook(t)
-	startController(t, c, hook.url(), standin.DynamicApply)
+	startController(t, c, hook.URL(), standin.DynamicApply)
 
 	in := apply(t, cl, ns, platformSpec("v1", 3))
 	in.waitReady("v1")
@@ -205,8 +205,8 @@ func TestHookKilledMidRolloutAndChildDeletedConverge(t *testing.T) {
 	in.waitStatus("migrating v2", func(p *unstructured.Unstructured, st v1beta1.Status) bool {
 		return st.Phase == v1beta1.PhaseMigrating && st.ObservedGeneration == p.GetGeneration()
 	})
-	hook.stop(syscall.SIGKILL)
-	if conn, err := net.DialTimeout("tcp", hook.addr, time.Second); err == nil {
+	hook.Stop(syscall.SIGKILL)
+	if conn, err := net.DialTimeout("tcp", hook.Addr(), time.Second); err == nil {
 		conn.Close()
 		t.Fatal("the hook server still answers after SIGKILL")
 	}
@@ -217,7 +217,7 @@ func TestHookKilledMidRolloutAndChildDeletedConverge(t *testing.T) {
 	// The Job finishes while no hook answers; the controller's syncs fail meanwhile and change
 	// nothing.
 	time.Sleep(migrationTime + 2*time.Second)
-	hook.start()
+	hook.Start()
 	in.waitReady("v2")
 
 	names := children.NamesFor(in.name)
@@ -272,7 +272,7 @@ func TestRedisIsNotRestartedByADeploy(t *testing.T) {
 	ns := newNamespace(t, cl.kube, "redis")
 	tl := record(t, cl.kube, ns)
 	hook := startHook(t)
-	startController(t, c, hook.url(), standin.DynamicApply)
+	startController(t, c, hook.URL(), standin.DynamicApply)
 
 	spec := platformSpec("v1", 1)
 	spec["redis"] = map[string]any{}
