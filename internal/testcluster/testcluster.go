@@ -307,6 +307,8 @@ func (c *Cluster) startControlPlane(assets string) error {
 	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
 	api := &envtest.APIServer{}
 	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
+	// envtest's default range is a /24: 256 Service IPs, fewer than 100 instances' Services.
+	api.Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	c.env = &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		UseExistingCluster:    ptr.To(false),

@@ -73,6 +73,15 @@ const defaultSetting = "--client-go-qps=1000 --client-go-burst=2000"
 // created and never runs, so Summon waits in Migrating; the do-nothing hook says the same.
 const expectedPhase = string(v1beta1.PhaseMigrating)
 
+// settled says whether a parent's status is the last one its hook gives on this cluster. Summon
+// answers Migrating twice: "starting the migrations" with the Job it asks for, then "running the
+// migrations (Job ...)" once the Job is observed; only the second is the end. The do-nothing hook
+// answers one status from the start.
+var settled = map[string]func(message string) bool{
+	"summon": func(m string) bool { return strings.HasPrefix(m, "running the migrations") },
+	"noop":   func(string) bool { return true },
+}
+
 // childrenPerInstance is how many children of each kind a converged instance has, for both hooks.
 var childrenPerInstance = map[string]int{"Secret": 1, "Service": 4, "Ingress": 1, "Job": 1}
 
@@ -220,6 +229,9 @@ func runFleet(t *testing.T, fr fleetRun) result {
 	default:
 		t.Fatalf("unknown hook %q (want summon or noop)", fr.hook)
 	}
+	if settled[fr.hook] == nil {
+		t.Fatalf("no settled status for hook %q", fr.hook)
+	}
 
 	cc := mctest.CompositeController(t, hookURL)
 	var args []string
@@ -270,7 +282,7 @@ func runFleet(t *testing.T, fr fleetRun) result {
 		_, err := dyn.Resource(platformGVR).Namespace(namespace).Create(ctx, platform(name), metav1.CreateOptions{})
 		return err
 	})
-	waitUntil(t, c, giveUp, "the fleet to converge", func() (bool, string) { return w.converged(fr.n) })
+	waitUntil(t, c, giveUp, "the fleet to converge", func() (bool, string) { return w.converged(fr.n, settled[fr.hook]) })
 	r.Converge = measure.end(start)
 
 	// A quiet window: a converged fleet with a resync period of minutes makes no write and
@@ -393,9 +405,10 @@ func startWatch(t *testing.T, dyn dynamic.Interface) *watch {
 }
 
 // converged says whether all n parents exist, each has status.observedGeneration equal to its
-// metadata.generation (Metacontroller wrote the hook's status for the current spec) and the
-// expected phase, and every one has all of its children (by owner reference, per kind).
-func (w *watch) converged(n int) (bool, string) {
+// metadata.generation (Metacontroller wrote the hook's status for the current spec), the expected
+// phase and a settled status, and every one has all of its children (by owner reference, per
+// kind).
+func (w *watch) converged(n int, settled func(message string) bool) (bool, string) {
 	parents := w.parents.List()
 	if len(parents) < n {
 		return false, fmt.Sprintf("%d of %d parents exist", len(parents), n)
@@ -421,8 +434,10 @@ func (w *watch) converged(n int) (bool, string) {
 			behind++
 			continue
 		}
-		if ph, _, _ := unstructured.NestedString(p.Object, "status", "phase"); ph != expectedPhase {
-			wrongPhase[ph]++
+		ph, _, _ := unstructured.NestedString(p.Object, "status", "phase")
+		msg, _, _ := unstructured.NestedString(p.Object, "status", "message")
+		if ph != expectedPhase || !settled(msg) {
+			wrongPhase[ph+" "+msg]++
 		}
 		for kind, want := range childrenPerInstance {
 			if owned[p.GetUID()][kind] != want {

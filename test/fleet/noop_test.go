@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,7 +103,9 @@ func noopChildren(name string) []map[string]any {
 	return []map[string]any{
 		{
 			"apiVersion": "v1", "kind": "Secret", "metadata": meta(name + "-config"),
-			"type": "Opaque", "stringData": map[string]any{"settings.json": `{"DEBUG":false}`},
+			// data, not stringData: the API server stores stringData as data, and Metacontroller
+			// would then update the Secret on every sync to put stringData back.
+			"type": "Opaque", "data": map[string]any{"settings.json": base64.StdEncoding.EncodeToString([]byte(`{"DEBUG":false}`))},
 		},
 		service("web", 8000), service("daphne", 8001), service("static", 8080), service("celerybeat", 8002),
 		{
