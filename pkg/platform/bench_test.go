@@ -120,8 +120,6 @@ func BenchmarkSync(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(len(body)), "request-bytes")
-			b.ReportMetric(float64(len(out)), "answer-bytes")
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -129,6 +127,9 @@ func BenchmarkSync(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			// After the loop: b.Loop drops metrics reported before it.
+			b.ReportMetric(float64(len(body)), "request-bytes")
+			b.ReportMetric(float64(len(out)), "answer-bytes")
 		})
 	}
 }
@@ -155,8 +156,6 @@ func BenchmarkLimit(b *testing.B) {
 			if len(out) != len(want) {
 				b.Fatalf("the limit encodes %d bytes, Summon %d: not the same answer", len(out), len(want))
 			}
-			b.ReportMetric(float64(len(body)), "request-bytes")
-			b.ReportMetric(float64(len(out)), "answer-bytes")
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -164,6 +163,8 @@ func BenchmarkLimit(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(len(body)), "request-bytes")
+			b.ReportMetric(float64(len(out)), "answer-bytes")
 		})
 	}
 }
