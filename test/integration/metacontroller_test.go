@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/forklift-dev/summon/internal/mctest"
 	"github.com/forklift-dev/summon/internal/server"
 	"github.com/forklift-dev/summon/internal/testenv"
 	"github.com/forklift-dev/summon/internal/testfiles"
@@ -822,16 +823,7 @@ func startMetacontroller(t *testing.T, bin, kubeconfig string) *metacontroller {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin,
-		"--kubeconfig="+kubeconfig,
-		"--discovery-interval=1s",
-		"--cache-flush-interval=30m",
-		"--client-go-qps=100",
-		"--client-go-burst=200",
-		"--metrics-address=0",
-		"--health-probe-bind-address=0",
-		"--pprof-address=0",
-	)
+	cmd := exec.Command(bin, append([]string{"--kubeconfig=" + kubeconfig}, mctest.DefaultArgs...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
