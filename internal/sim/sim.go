@@ -96,8 +96,10 @@ func (c *Cluster) Request() *metacontroller.SyncRequest {
 	if err != nil {
 		panic(err)
 	}
+	// Decoded as the hook decodes it (whole numbers as int64), so that the core meets the request
+	// it meets in production.
 	var out metacontroller.SyncRequest
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := metacontroller.Decode(b, &out); err != nil {
 		panic(err)
 	}
 	return &out
