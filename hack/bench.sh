@@ -107,10 +107,10 @@ start_server() {
   case "$addr" in 127.*) ;; *) echo "$name listens on $addr, not loopback" >&2; exit 1 ;; esac
 }
 
-# load NAME LABEL WORKERS [summon-load flags]: one run against the running server.
+# load LABEL WORKERS [summon-load flags]: one run against the running server.
 load() {
-  local name=$1 label=$2 workers=$3
-  shift 3
+  local label=$1 workers=$2
+  shift 2
   echo "-- $label: $workers connections, $duration"
   "$tmp/summon-load" -url "http://$addr/sync" -body "$body" -workers "$workers" -duration "$duration" -requests 10000000 \
     -metrics "http://$addr/metrics" -pid "$pid" -label "$label" "$@" | tee -a "$tmp/load.txt" | sed 's/^/   /'
@@ -119,14 +119,14 @@ load() {
 echo "== load on loopback (a fresh server per run)"
 for c in $concurrency; do
   start_server summon "$tmp/summon"
-  load summon "summon" "$c"
+  load summon "$c"
   stop_server
   start_server limit "$tmp/summon-limit" --answer="$answer"
-  load limit "limit" "$c"
+  load limit "$c"
   stop_server
 done
 start_server summon "$tmp/summon"
-load summon "summon-304" 4 -etag
+load summon-304 4 -etag
 stop_server
 
 echo
