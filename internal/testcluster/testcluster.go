@@ -266,7 +266,7 @@ func (c *Cluster) Err() error {
 func (c *Cluster) Tails(lines int) string {
 	var b strings.Builder
 	for _, p := range c.procs {
-		fmt.Fprintf(&b, "--- %s (%s), last %d lines:\n%s\n", p.name, p.log, lines, tail(p.log, lines))
+		fmt.Fprintf(&b, "--- %s (%s), last %d lines:\n%s\n", p.name, p.log, lines, testfiles.Tail(p.log, lines))
 	}
 	return b.String()
 }
@@ -299,20 +299,17 @@ func (c *Cluster) Stop() error {
 // startControlPlane starts etcd and kube-apiserver on 127.0.0.1 (envtest's defaults resolve
 // "localhost", and etcd's peer URL would be on it too) and writes an admin kubeconfig.
 func (c *Cluster) startControlPlane(assets string) error {
-	ports, err := freePorts(3)
+	plane, err := LoopbackControlPlane(map[string]string{
+		// envtest's default range is a /24: 256 Service IPs, fewer than 100 instances' Services.
+		"service-cluster-ip-range": "10.0.0.0/16",
+	})
 	if err != nil {
 		return err
 	}
-	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: net.JoinHostPort(loopback, ports[0])}}
-	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
-	api := &envtest.APIServer{}
-	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
-	// envtest's default range is a /24: 256 Service IPs, fewer than 100 instances' Services.
-	api.Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
 	c.env = &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		UseExistingCluster:    ptr.To(false),
-		ControlPlane:          envtest.ControlPlane{Etcd: etcd, APIServer: api},
+		ControlPlane:          plane,
 	}
 	if _, err := c.env.Start(); err != nil {
 		return fmt.Errorf("starting kube-apiserver and etcd: %w", err)
@@ -635,6 +632,25 @@ func retryFor(ctx context.Context, d time.Duration, f func() error) error {
 	}
 }
 
+// LoopbackControlPlane is etcd and kube-apiserver as envtest starts them, each on a free port of
+// 127.0.0.1 only (envtest's defaults resolve "localhost", and etcd's peer URL would be on it too),
+// with apiFlags added to kube-apiserver's. The test cluster and the integration tests' control
+// plane (internal/testenv/controlplane) both start theirs from it.
+func LoopbackControlPlane(apiFlags map[string]string) (envtest.ControlPlane, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return envtest.ControlPlane{}, err
+	}
+	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: net.JoinHostPort(loopback, ports[0])}}
+	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
+	api := &envtest.APIServer{}
+	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
+	for k, v := range apiFlags {
+		api.Configure().Set(k, v)
+	}
+	return envtest.ControlPlane{Etcd: etcd, APIServer: api}, nil
+}
+
 // freePorts finds n free TCP ports on 127.0.0.1.
 func freePorts(n int) ([]string, error) {
 	var ports []string
@@ -647,17 +663,4 @@ func freePorts(n int) ([]string, error) {
 		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
 	return ports, nil
-}
-
-// tail is the end of a log file.
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/forklift-dev/summon/internal/testcluster"
 	"github.com/forklift-dev/summon/pkg/external"
@@ -159,6 +160,32 @@ func ExpectFailure(t testing.TB, op string, err error, system string, retryable,
 	for _, secret := range secrets {
 		if secret != "" && strings.Contains(err.Error(), secret) {
 			t.Errorf("%s: error message holds a secret: %v", op, err)
+		}
+	}
+}
+
+// Eventually polls check every interval until it says done, failing the test after timeout with
+// the last state check reported, or at once when broken (if set) reports an error: a test cluster
+// whose process died will not get there. It asserts nothing about how long that takes: the timeout
+// is only where the test gives up.
+func Eventually(t testing.TB, timeout, interval time.Duration, what string, check func(ctx context.Context) (done bool, state string), broken func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	for {
+		done, state := check(ctx)
+		if done {
+			return
+		}
+		if broken != nil {
+			if err := broken(); err != nil {
+				t.Fatalf("waiting for %s: %v", what, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("gave up after %s waiting for %s; last seen: %s", timeout, what, state)
+		case <-time.After(interval):
 		}
 	}
 }

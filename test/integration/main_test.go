@@ -311,17 +311,5 @@ func ensureNamespace(t *testing.T, c client.Client, name string) {
 // gives up.
 func eventually(t *testing.T, timeout time.Duration, what string, check func(ctx context.Context) (done bool, state string)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	for {
-		done, state := check(ctx)
-		if done {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("gave up after %s waiting for %s; last seen: %s", timeout, what, state)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	testenv.Eventually(t, timeout, 200*time.Millisecond, what, check, nil)
 }

@@ -172,22 +172,9 @@ func newNamespace(t *testing.T, cs kubernetes.Interface, base string) string {
 // It asserts nothing about how long that takes: the timeout is only where the test gives up.
 func waitFor(t *testing.T, timeout time.Duration, what string, check func(ctx context.Context) (bool, string)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	for {
-		done, state := check(ctx)
-		if done {
-			return
-		}
-		if shared.cluster != nil {
-			if err := shared.cluster.Err(); err != nil {
-				t.Fatalf("waiting for %s: %v", what, err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("gave up after %s waiting for %s; last seen: %s", timeout, what, state)
-		case <-time.After(250 * time.Millisecond):
-		}
+	var broken func() error
+	if shared.cluster != nil {
+		broken = shared.cluster.Err
 	}
+	testenv.Eventually(t, timeout, 250*time.Millisecond, what, check, broken)
 }

@@ -10,11 +10,8 @@ package controlplane
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/forklift-dev/summon/internal/testcluster"
 	"github.com/forklift-dev/summon/internal/testenv"
 )
 
@@ -110,21 +108,16 @@ func Get(t testing.TB) *envtest.Environment {
 // resolve "localhost", and etcd's peer URL would be on it too), the API server's cluster egress
 // through the proxy of egressConfig.
 func start(crds []string, egressConfig string) (*envtest.Environment, error) {
-	ports, err := freePorts(3)
+	plane, err := testcluster.LoopbackControlPlane(map[string]string{"egress-selector-config-file": egressConfig})
 	if err != nil {
 		return nil, err
 	}
-	etcd := &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: net.JoinHostPort(loopback, ports[0])}}
-	etcd.Configure().Set("listen-peer-urls", "http://"+net.JoinHostPort(loopback, ports[1]))
-	api := &envtest.APIServer{}
-	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: ports[2]}
-	api.Configure().Set("egress-selector-config-file", egressConfig)
 
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),
 		// Never a cluster from the developer's kubeconfig (envtest honours USE_EXISTING_CLUSTER).
 		UseExistingCluster: ptr.To(false),
-		ControlPlane:       envtest.ControlPlane{Etcd: etcd, APIServer: api},
+		ControlPlane:       plane,
 		CRDInstallOptions:  envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true},
 	}
 	if _, err := env.Start(); err != nil {
@@ -132,18 +125,4 @@ func start(crds []string, egressConfig string) (*envtest.Environment, error) {
 		return nil, errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), env.Stop())
 	}
 	return env, nil
-}
-
-// freePorts finds n free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]string, error) {
-	var ports []string
-	for range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort(loopback, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("finding a free port: %w", err)
-		}
-		defer ln.Close()
-		ports = append(ports, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-	}
-	return ports, nil
 }
