@@ -206,15 +206,7 @@ func RedisService(p Platform) *corev1.Service {
 	for _, s := range RedisServers(p) {
 		ports = append(ports, corev1.ServicePort{Name: s.Name, Port: s.Port, TargetPort: intstr.FromString(s.Name), Protocol: corev1.ProtocolTCP})
 	}
-	return &corev1.Service{
-		TypeMeta:   typeMeta("v1", "Service"),
-		ObjectMeta: objectMeta(p, p.Names.Of(Redis), Labels(p.Name, Redis)),
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeClusterIP,
-			Selector: SelectorLabels(p.Name, Redis),
-			Ports:    ports,
-		},
-	}
+	return clusterIPService(p, Redis, ports)
 }
 
 // RedisSettings are the app settings that point at the instance's own Redis: one URL per server,

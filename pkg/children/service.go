@@ -10,18 +10,23 @@ var ServingComponents = []Component{Web, Daphne, Static}
 
 // ServiceFor is the ClusterIP Service in front of a serving component.
 func ServiceFor(p Platform, c Component) *corev1.Service {
+	return clusterIPService(p, c, []corev1.ServicePort{{
+		Name:       httpPortName,
+		Port:       80,
+		TargetPort: intstr.FromString(httpPortName),
+		Protocol:   corev1.ProtocolTCP,
+	}})
+}
+
+// clusterIPService is the ClusterIP Service of a component's pods, on the given ports.
+func clusterIPService(p Platform, c Component, ports []corev1.ServicePort) *corev1.Service {
 	return &corev1.Service{
 		TypeMeta:   typeMeta("v1", "Service"),
 		ObjectMeta: objectMeta(p, p.Names.Of(c), Labels(p.Name, c)),
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceTypeClusterIP,
 			Selector: SelectorLabels(p.Name, c),
-			Ports: []corev1.ServicePort{{
-				Name:       httpPortName,
-				Port:       80,
-				TargetPort: intstr.FromString(httpPortName),
-				Protocol:   corev1.ProtocolTCP,
-			}},
+			Ports:    ports,
 		},
 	}
 }
