@@ -87,17 +87,23 @@ func (h Handler) Handle(c echo.Context) error {
 	return hookhttp.Respond(c, resp)
 }
 
-// groupSizes counts the objects of each group, for the debug log: names and counts, never content.
-func groupSizes(groups metacontroller.RelativeObjects) map[string]int {
-	out := make(map[string]int, len(groups))
-	for g, byName := range groups {
-		out[g] = len(byName)
+// groupSizes counts the objects of each group, for the debug log: names and counts, never
+// content. It is a slog.LogValuer, so that a sync with debug logging off (every steady one)
+// builds nothing for it.
+type groupSizes metacontroller.RelativeObjects
+
+func (g groupSizes) LogValue() slog.Value {
+	out := make(map[string]int, len(g))
+	for group, byName := range g {
+		out[group] = len(byName)
 	}
-	return out
+	return slog.AnyValue(out)
 }
 
-// childNames names the children of an answer as "Kind/name".
-func childNames(objs []metacontroller.Object) []string {
+// childNames names the children of an answer as "Kind/name", for the debug log, when logged.
+type childNames []metacontroller.Object
+
+func (objs childNames) LogValue() slog.Value {
 	out := make([]string, 0, len(objs))
 	for _, o := range objs {
 		kind, _ := o["kind"].(string)
@@ -105,7 +111,7 @@ func childNames(objs []metacontroller.Object) []string {
 		name, _ := meta["name"].(string)
 		out = append(out, kind+"/"+name)
 	}
-	return out
+	return slog.AnyValue(out)
 }
 
 // PhaseOf is the phase a sync response writes, or "Unknown" when its status is not Summon's.
