@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 )
 
 // MinTokenLength is the shortest bearer token accepted: `openssl rand -base64 48` gives 64
@@ -31,7 +32,11 @@ type tokenFile struct {
 	mu sync.Mutex
 	// seen is the file as last looked at; a change of inode, size or modification time reads it
 	// again.
-	seen os.FileInfo
+	seen fileStamp
+	// lastCheck and checkEvery keep the look to once a second, as for the TLS files: a rotation
+	// takes effect within a second, and a hook call costs no stat of its own.
+	lastCheck  time.Time
+	checkEvery time.Duration
 	// digest is SHA-256 of the token: comparing digests compares equal lengths, so the time a
 	// comparison takes says nothing of the token's length.
 	digest [sha256.Size]byte
@@ -40,12 +45,12 @@ type tokenFile struct {
 // newTokenFile reads the token once; a file that can't be read or holds no usable token stops
 // the start, since a hook that refuses every call is no better than one that isn't there.
 func newTokenFile(path string, log *slog.Logger) (*tokenFile, error) {
-	t := &tokenFile{path: path, log: log}
+	t := &tokenFile{path: path, log: log, checkEvery: time.Second}
 	info, digest, err := readToken(path)
 	if err != nil {
 		return nil, err
 	}
-	t.seen, t.digest = info, digest
+	t.seen, t.digest, t.lastCheck = fileStamp{info: info}, digest, time.Now()
 	return t, nil
 }
 
@@ -78,23 +83,25 @@ func readToken(path string) (os.FileInfo, [sha256.Size]byte, error) {
 func (t *tokenFile) current() [sha256.Size]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	info, err := os.Stat(t.path)
-	if err == nil && os.SameFile(info, t.seen) && info.Size() == t.seen.Size() && info.ModTime().Equal(t.seen.ModTime()) {
+	now := time.Now()
+	if now.Sub(t.lastCheck) < t.checkEvery {
+		return t.digest
+	}
+	t.lastCheck = now
+	if !t.seen.changed(t.path) {
 		return t.digest
 	}
 	info, digest, err := readToken(t.path)
 	if err != nil {
 		t.log.Error("the auth token file changed but can't be used; the previous token stays in force", "error", err.Error())
-		// Don't read it again on every call until it changes once more.
-		if fresh, statErr := os.Stat(t.path); statErr == nil {
-			t.seen = fresh
-		}
+		// Don't read it again until it changes once more.
+		t.seen = stampOf(t.path)
 		return t.digest
 	}
 	if digest != t.digest {
 		t.log.Info("the auth token changed; calls with the previous one are refused from now on")
 	}
-	t.seen, t.digest = info, digest
+	t.seen, t.digest = fileStamp{info: info}, digest
 	return t.digest
 }
 

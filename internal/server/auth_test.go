@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -132,6 +133,7 @@ func TestTheOpsRoutesNeedNoToken(t *testing.T) {
 func TestARotatedTokenIsFollowedAndTheStaleOneRefused(t *testing.T) {
 	vol := newSecretVolume(t, goodToken+"\n")
 	s, l := testServer(t, withConfig(func(c *Config) { c.AuthTokenFile = vol.path() }))
+	s.token.checkEvery = 0 // every call looks at the file: the rotation is seen at once
 	call := func(token string) int {
 		return postWith(s, "/customize", []byte(`{"parent":{"metadata":{"name":"a","namespace":"b"},"spec":{"version":"v1"}}}`), "Bearer "+token).Code
 	}
@@ -197,5 +199,25 @@ func TestWithoutAuthenticationTheServerSaysSo(t *testing.T) {
 	_, l := testServer(t)
 	if !strings.Contains(l.text(), "hook authentication is off") {
 		t.Errorf("no warning that authentication is off:\n%s", l.text())
+	}
+}
+
+func TestTheTokenFileIsLookedAtAtMostOncePerInterval(t *testing.T) {
+	vol := newSecretVolume(t, goodToken)
+	s, _ := testServer(t, withConfig(func(c *Config) { c.AuthTokenFile = vol.path() }))
+	if s.token.checkEvery != time.Second {
+		t.Errorf("the token file is looked at every %s, want once a second", s.token.checkEvery)
+	}
+	s.token.checkEvery = time.Hour // no look falls due during this test
+	call := func(token string) int {
+		return postWith(s, "/customize", []byte(`{"parent":{"metadata":{"name":"a","namespace":"b"},"spec":{"version":"v1"}}}`), "Bearer "+token).Code
+	}
+	vol.update(otherToken)
+	if got := call(goodToken); got != http.StatusOK {
+		t.Errorf("within the interval the token in force gets %d, want 200: a call looked at the file", got)
+	}
+	s.token.lastCheck = time.Time{} // the interval is over
+	if got := call(goodToken); got != http.StatusUnauthorized {
+		t.Errorf("once the interval is over the rotated-out token gets %d, want 401", got)
 	}
 }
