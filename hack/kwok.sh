@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds kwok (sigs.k8s.io/kwok, the fake kubelet of the real-controller test cluster in
-# internal/testcluster) from its Go module, unless it is already there, and copies beside it what
+# internal/testing/testcluster) from its Go module, unless it is already there, and copies beside it what
 # a standalone kwok needs from the same module: the Stage CRD and the stage objects under
 # kustomize/stage/ (standalone kwok has no built-in stages; without them it moves no node and no
 # pod). Needs only Go and the Go module proxy.

@@ -7,10 +7,10 @@
 #
 # Summon runs two Redis servers per instance, the cache and the Channels layer. This script starts
 # Debian's redis-server (installed if missing) once for each, with exactly the config file the
-# instance's Redis config Secret holds: `go run ./internal/redistest/render` takes the files from
-# what platform.Sync answers for a fresh install (internal/redistest). The only overrides, on the
+# instance's Redis config Secret holds: `go run ./internal/testing/redistest/render` takes the files from
+# what platform.Sync answers for a fresh install (internal/testing/redistest). The only overrides, on the
 # command line after the file, are the port and the bind address (127.0.0.1 instead of every
-# address of the pod). internal/redistest checks that the running servers got the files the code
+# address of the pod). internal/testing/redistest checks that the running servers got the files the code
 # renders now, then connects with the URLs of the app config file written beside them.
 #
 # State lives under <repo>/.cache/redis/ (git-ignored, recreated on each start): the rendered files
@@ -93,8 +93,8 @@ start() {
 	mkdir -p "$DIR"
 	chmod 700 "$DIR"
 
-	log "rendering the instance's Redis config files with the builder (go run ./internal/redistest/render)"
-	(cd "$REPO_ROOT" && go run ./internal/redistest/render "$DIR") || die "rendering the Redis config files failed"
+	log "rendering the instance's Redis config files with the builder (go run ./internal/testing/redistest/render)"
+	(cd "$REPO_ROOT" && go run ./internal/testing/redistest/render "$DIR") || die "rendering the Redis config files failed"
 	printf 'cache=%s\nchannels=%s\n' "$CACHE_PORT" "$CHANNELS_PORT" >"$DIR/ports"
 
 	for s in "${SERVERS[@]}"; do

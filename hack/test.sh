@@ -32,7 +32,7 @@ help=$("$(dirname "$bin")/summonctl" --help 2>&1) && grep -q '^Exit codes:' <<<"
 echo "== test services" >&2
 KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh | tail -n 1)
 export KUBEBUILDER_ASSETS
-# The real-controller test cluster (internal/testcluster, test/rollout): kwok beside the kube
+# The real-controller test cluster (internal/testing/testcluster, test/rollout): kwok beside the kube
 # binaries, and the hook binary just built, which the rollout proofs kill and restart.
 SUMMON_KWOK_DIR=$(hack/kwok.sh | tail -n 1)
 export SUMMON_KWOK_DIR

@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/forklift-dev/summon/internal/dashboard/fleettest"
+	"github.com/forklift-dev/summon/internal/testing/fleettest"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/external"

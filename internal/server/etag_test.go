@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/forklift-dev/summon/internal/sim"
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/sim"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )

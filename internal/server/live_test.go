@@ -17,7 +17,7 @@ import (
 	rabbithole "github.com/michaelklishin/rabbit-hole/v2"
 	"github.com/sivchari/kumo"
 
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/pkg/external"
 	"github.com/forklift-dev/summon/pkg/external/aws"
 )

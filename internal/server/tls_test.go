@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 )
 
 func writeFile(t *testing.T, path string, b []byte) {

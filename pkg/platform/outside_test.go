@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/credentials"
 	"github.com/forklift-dev/summon/pkg/metacontroller"

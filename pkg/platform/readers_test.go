@@ -7,7 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
 
-	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/gate"
 )

@@ -31,9 +31,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/forklift-dev/summon/internal/mctest"
-	"github.com/forklift-dev/summon/internal/testcluster"
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/mctest"
+	"github.com/forklift-dev/summon/internal/testing/testcluster"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 )
 

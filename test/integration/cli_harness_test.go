@@ -28,7 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/forklift-dev/summon/internal/testenv/controlplane"
+	"github.com/forklift-dev/summon/internal/testing/testenv/controlplane"
 
 	"github.com/forklift-dev/summon/internal/cli"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"

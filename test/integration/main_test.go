@@ -23,9 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/forklift-dev/summon/internal/testenv"
-	"github.com/forklift-dev/summon/internal/testenv/controlplane"
-	"github.com/forklift-dev/summon/internal/testfiles"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testenv/controlplane"
+	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
 // loopback is the only address anything started by these tests listens on.

@@ -36,10 +36,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	"github.com/forklift-dev/summon/internal/mctest"
 	"github.com/forklift-dev/summon/internal/server"
-	"github.com/forklift-dev/summon/internal/testenv"
-	"github.com/forklift-dev/summon/internal/testfiles"
+	"github.com/forklift-dev/summon/internal/testing/mctest"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testfiles"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 )

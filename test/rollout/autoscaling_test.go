@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
-	"github.com/forklift-dev/summon/internal/standin"
+	"github.com/forklift-dev/summon/internal/testing/standin"
 	"github.com/forklift-dev/summon/pkg/children"
 )
 

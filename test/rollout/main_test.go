@@ -1,7 +1,7 @@
 // Package rollout proves the migration gate and the beat singleton end to end, with faults, on a
-// cluster where the real controllers act (internal/testcluster: kube-controller-manager,
+// cluster where the real controllers act (internal/testing/testcluster: kube-controller-manager,
 // kube-scheduler, kwok): Summon's real hook server answers, and Metacontroller's loop is played
-// by internal/standin, or by a real Metacontroller when METACONTROLLER_BIN names one. Each proof
+// by internal/testing/standin, or by a real Metacontroller when METACONTROLLER_BIN names one. Each proof
 // records every watch event of its namespace and checks its invariants on every one of them. It
 // holds only tests; hack/test.sh runs them.
 package rollout
@@ -21,11 +21,11 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/forklift-dev/summon/internal/mctest"
-	"github.com/forklift-dev/summon/internal/standin"
-	"github.com/forklift-dev/summon/internal/testcluster"
-	"github.com/forklift-dev/summon/internal/testenv"
-	"github.com/forklift-dev/summon/internal/testfiles"
+	"github.com/forklift-dev/summon/internal/testing/mctest"
+	"github.com/forklift-dev/summon/internal/testing/standin"
+	"github.com/forklift-dev/summon/internal/testing/testcluster"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
 const loopback = "127.0.0.1"
@@ -111,7 +111,7 @@ func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strat
 		mctest.StartMetacontroller(t, clientsOf(c).dyn, bin, c.Kubeconfig(), cc, logPath, args...)
 		return
 	}
-	t.Logf("controller: the stand-in (internal/standin), apply strategy %s", strategy)
+	t.Logf("controller: the stand-in (internal/testing/standin), apply strategy %s", strategy)
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)

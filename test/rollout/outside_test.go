@@ -20,9 +20,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/forklift-dev/summon/internal/standin"
-	"github.com/forklift-dev/summon/internal/testenv"
-	"github.com/forklift-dev/summon/internal/testfiles"
+	"github.com/forklift-dev/summon/internal/testing/standin"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testfiles"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/external"
 )

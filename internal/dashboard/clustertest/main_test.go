@@ -34,8 +34,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/forklift-dev/summon/internal/dashboard"
-	"github.com/forklift-dev/summon/internal/dashboard/fleettest"
-	"github.com/forklift-dev/summon/internal/testenv/controlplane"
+	"github.com/forklift-dev/summon/internal/testing/fleettest"
+	"github.com/forklift-dev/summon/internal/testing/testenv/controlplane"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/metacontroller"

@@ -10,7 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/forklift-dev/summon/internal/dashboard/fleettest"
+	"github.com/forklift-dev/summon/internal/testing/fleettest"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 )
 

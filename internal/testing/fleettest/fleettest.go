@@ -1,5 +1,5 @@
 // Package fleettest brings SummonPlatforms into each phase the dashboard shows by running
-// Summon's core (platform.Sync) on the simulated cluster of internal/sim, so that the
+// Summon's core (platform.Sync) on the simulated cluster of internal/testing/sim, so that the
 // dashboard's tests show statuses and children exactly as the hook writes them rather than
 // hand-written ones. It is test support: nothing outside tests imports it.
 package fleettest
@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"

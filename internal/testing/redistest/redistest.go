@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/forklift-dev/summon/internal/sim"
+	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 	"github.com/forklift-dev/summon/pkg/credentials"

@@ -16,8 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/forklift-dev/summon/internal/testcluster"
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testcluster"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 )
 
 // TestClusterRunsJobsAndCollectsGarbage starts the cluster, logs how long that took and what it

@@ -32,7 +32,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/forklift-dev/summon/internal/testfiles"
+	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
 const loopback = "127.0.0.1"

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"sigs.k8s.io/yaml"
 
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/pkg/children"
 )
 

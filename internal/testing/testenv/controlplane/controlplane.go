@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/forklift-dev/summon/internal/testcluster"
-	"github.com/forklift-dev/summon/internal/testenv"
+	"github.com/forklift-dev/summon/internal/testing/testcluster"
+	"github.com/forklift-dev/summon/internal/testing/testenv"
 )
 
 // loopback is the only address the control plane listens on.

@@ -53,7 +53,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/forklift-dev/summon/internal/testfiles"
+	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
 // Environment variables that name the binaries; hack/test.sh sets both.
@@ -635,7 +635,7 @@ func retryFor(ctx context.Context, d time.Duration, f func() error) error {
 // LoopbackControlPlane is etcd and kube-apiserver as envtest starts them, each on a free port of
 // 127.0.0.1 only (envtest's defaults resolve "localhost", and etcd's peer URL would be on it too),
 // with apiFlags added to kube-apiserver's. The test cluster and the integration tests' control
-// plane (internal/testenv/controlplane) both start theirs from it.
+// plane (internal/testing/testenv/controlplane) both start theirs from it.
 func LoopbackControlPlane(apiFlags map[string]string) (envtest.ControlPlane, error) {
 	ports, err := freePorts(3)
 	if err != nil {

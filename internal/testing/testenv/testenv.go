@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/forklift-dev/summon/internal/testcluster"
+	"github.com/forklift-dev/summon/internal/testing/testcluster"
 	"github.com/forklift-dev/summon/pkg/external"
 )
 
@@ -54,7 +54,7 @@ func KubeAssets(t testing.TB) string {
 }
 
 // TestCluster returns where the binaries of the real-controller test cluster are
-// (internal/testcluster): KUBEBUILDER_ASSETS and SUMMON_KWOK_DIR, both set by hack/test.sh.
+// (internal/testing/testcluster): KUBEBUILDER_ASSETS and SUMMON_KWOK_DIR, both set by hack/test.sh.
 func TestCluster(t testing.TB) testcluster.Options {
 	t.Helper()
 	o, err := testcluster.OptionsFromEnv()

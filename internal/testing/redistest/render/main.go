@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/forklift-dev/summon/internal/redistest"
+	"github.com/forklift-dev/summon/internal/testing/redistest"
 )
 
 func main() {
