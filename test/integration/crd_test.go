@@ -224,3 +224,12 @@ func decodeStrict(obj map[string]any, into any) error {
 	dec.DisallowUnknownFields()
 	return dec.Decode(into)
 }
+
+func crdCondition(crd *apiextensionsv1.CustomResourceDefinition, typ apiextensionsv1.CustomResourceDefinitionConditionType) apiextensionsv1.ConditionStatus {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return ""
+}

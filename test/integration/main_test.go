@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/forklift-dev/summon/internal/testing/crds"
 	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/internal/testing/testenv/controlplane"
 	"github.com/forklift-dev/summon/internal/testing/testfiles"
@@ -203,8 +203,9 @@ var (
 )
 
 // installCRDs creates the CRDs of a file, once per test binary (later calls return the first
-// outcome), and waits until the API server serves them. Only the first call sees the warnings
-// the API server sent, so they are kept for the test that checks them.
+// outcome), and waits until the API server serves them, discovery included
+// (crds.Install). Only the first call sees the warnings the API server sent, so they are
+// kept for the test that checks them.
 func (k kube) installCRDs(t *testing.T, path string) crdInstall {
 	t.Helper()
 	crdMu.Lock()
@@ -212,31 +213,11 @@ func (k kube) installCRDs(t *testing.T, path string) crdInstall {
 	if done, ok := crdInstalls[path]; ok {
 		return *done
 	}
-	var crds []*apiextensionsv1.CustomResourceDefinition
-	for _, obj := range readObjects(t, path) {
-		var crd apiextensionsv1.CustomResourceDefinition
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &crd); err != nil {
-			t.Fatalf("reading %s: %v", path, err)
-		}
-		crds = append(crds, &crd)
-	}
 	w := &warningLog{}
-	c := k.client(t, w)
-	var errs []error
-	for _, crd := range crds {
-		if err := c.Create(t.Context(), crd); err != nil && !apierrors.IsAlreadyExists(err) {
-			errs = append(errs, fmt.Errorf("creating CRD %s: %w", crd.Name, err))
-		}
-	}
-	for _, crd := range crds {
-		if len(errs) > 0 {
-			break
-		}
-		if err := waitEstablished(t.Context(), c, crd.Name); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	done := &crdInstall{warnings: w.take(), err: errors.Join(errs...)}
+	cfg := rest.CopyConfig(k.env.Config)
+	cfg.WarningHandlerWithContext = w
+	err := crds.Install(t.Context(), cfg, crdsOf(t, path))
+	done := &crdInstall{warnings: w.take(), err: err}
 	crdInstalls[path] = done
 	return *done
 }
@@ -247,18 +228,24 @@ func (k kube) uninstallCRDs(t *testing.T, path string) {
 	t.Helper()
 	crdMu.Lock()
 	defer crdMu.Unlock()
-	c := k.client(t, nil)
-	for _, obj := range readObjects(t, path) {
-		crd := &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: obj.GetName()}}
-		if err := c.Delete(t.Context(), crd); err != nil && !apierrors.IsNotFound(err) {
-			t.Fatalf("deleting CRD %s: %v", crd.Name, err)
-		}
-		eventually(t, 30*time.Second, "CRD "+crd.Name+" to be gone", func(ctx context.Context) (bool, string) {
-			err := c.Get(ctx, client.ObjectKey{Name: crd.Name}, crd)
-			return apierrors.IsNotFound(err), fmt.Sprintf("get: %v", err)
-		})
+	if err := crds.Uninstall(t.Context(), k.env.Config, crdsOf(t, path)); err != nil {
+		t.Fatal(err)
 	}
 	delete(crdInstalls, path)
+}
+
+// crdsOf reads the CRDs of a file.
+func crdsOf(t *testing.T, path string) []*apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	var out []*apiextensionsv1.CustomResourceDefinition
+	for _, obj := range readObjects(t, path) {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(obj.Object, &crd); err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		out = append(out, &crd)
+	}
+	return out
 }
 
 // requireCRDs installs the CRDs of a file and fails the test if that failed.
@@ -267,33 +254,6 @@ func (k kube) requireCRDs(t *testing.T, path string) {
 	if got := k.installCRDs(t, path); got.err != nil {
 		t.Fatalf("installing the CRDs of %s: %v", filepath.Base(path), got.err)
 	}
-}
-
-// waitEstablished waits until a CRD is Established, which is when the API server serves it.
-func waitEstablished(ctx context.Context, c client.Client, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var crd apiextensionsv1.CustomResourceDefinition
-	for {
-		err := c.Get(ctx, client.ObjectKey{Name: name}, &crd)
-		if err == nil && crdCondition(&crd, apiextensionsv1.Established) == apiextensionsv1.ConditionTrue {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("CRD %s is not Established (last error: %v; conditions: %+v)", name, err, crd.Status.Conditions)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func crdCondition(crd *apiextensionsv1.CustomResourceDefinition, typ apiextensionsv1.CustomResourceDefinitionConditionType) apiextensionsv1.ConditionStatus {
-	for _, c := range crd.Status.Conditions {
-		if c.Type == typ {
-			return c.Status
-		}
-	}
-	return ""
 }
 
 // ensureNamespace creates a namespace unless it exists. envtest runs no namespace controller, so

@@ -22,16 +22,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
+	"github.com/forklift-dev/summon/internal/testing/crds"
 	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
@@ -62,8 +62,8 @@ func RepoRoot() (string, error) {
 }
 
 // InstallCRDs creates the SummonPlatform CRD and, with metacontroller, Metacontroller's own
-// (kept as data in shared/ beside the repository, never copied into it), and waits until each is
-// Established.
+// (kept as data in shared/ beside the repository, never copied into it), and waits until the API
+// server serves each (crds.Install).
 func InstallCRDs(ctx context.Context, cfg *rest.Config, metacontroller bool) error {
 	root, err := RepoRoot()
 	if err != nil {
@@ -73,10 +73,7 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config, metacontroller bool) err
 	if metacontroller {
 		files = append(files, filepath.Join(filepath.Dir(root), "shared", "metacontroller", "metacontroller-crds-v1.yaml"))
 	}
-	cs, err := apiextensionsclient.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
+	var all []*apiextensionsv1.CustomResourceDefinition
 	for _, f := range files {
 		objs, err := testfiles.ReadObjects(f)
 		if err != nil {
@@ -84,36 +81,13 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config, metacontroller bool) err
 		}
 		for _, o := range objs {
 			var crd apiextensionsv1.CustomResourceDefinition
-			b, _ := yaml.Marshal(o.Object)
-			if err := yaml.Unmarshal(b, &crd); err != nil {
-				return err
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &crd); err != nil {
+				return fmt.Errorf("reading %s: %w", f, err)
 			}
-			if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
-				return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
-			}
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-				if err == nil && established(got) {
-					break
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("CRD %s is not Established", crd.Name)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			all = append(all, &crd)
 		}
 	}
-	return nil
-}
-
-func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
-	for _, c := range crd.Status.Conditions {
-		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-			return true
-		}
-	}
-	return false
+	return crds.Install(ctx, cfg, all)
 }
 
 // CompositeController is manifests/compositecontroller.yaml with each hook pointed at url.

@@ -42,9 +42,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -53,6 +54,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/forklift-dev/summon/internal/testing/crds"
 	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
@@ -335,38 +337,37 @@ func (c *Cluster) startControlPlane(assets string) error {
 
 // installStages creates kwok's Stage CRD and the stages of moduleStages, as the module ships them.
 func (c *Cluster) installStages(ctx context.Context, kwokDir string) error {
+	objs, err := testfiles.ReadObjects(filepath.Join(kwokDir, stageCRD))
+	if err != nil {
+		return err
+	}
+	var stageCRDs []*apiextensionsv1.CustomResourceDefinition
+	for _, o := range objs {
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &crd); err != nil {
+			return fmt.Errorf("reading kwok's Stage CRD: %w", err)
+		}
+		stageCRDs = append(stageCRDs, &crd)
+	}
+	if err := crds.Install(ctx, c.config, stageCRDs); err != nil {
+		return err
+	}
 	dyn, err := dynamic.NewForConfig(c.config)
 	if err != nil {
 		return err
 	}
-	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-	crds, err := testfiles.ReadObjects(filepath.Join(kwokDir, stageCRD))
-	if err != nil {
-		return err
-	}
-	for _, crd := range crds {
-		if _, err := dyn.Resource(crdGVR).Create(ctx, crd, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("creating kwok's Stage CRD: %w", err)
-		}
-	}
-	var stages []*unstructured.Unstructured
 	for _, f := range moduleStages {
-		objs, err := testfiles.ReadObjects(filepath.Join(kwokDir, f))
+		stages, err := testfiles.ReadObjects(filepath.Join(kwokDir, f))
 		if err != nil {
 			return err
 		}
-		stages = append(stages, objs...)
-	}
-	// The CRD is served a moment after it is created.
-	return retryFor(ctx, 30*time.Second, func() error {
 		for _, s := range stages {
-			_, err := dyn.Resource(StageGVR).Create(ctx, s, metav1.CreateOptions{})
-			if err != nil && !apierrors.IsAlreadyExists(err) {
+			if _, err := dyn.Resource(StageGVR).Create(ctx, s, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("creating kwok stage %s: %w", s.GetName(), err)
 			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // createNodes creates the fake nodes kwok plays the kubelet of.
