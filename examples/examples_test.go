@@ -109,7 +109,7 @@ func TestEveryExampleInstallsWithoutAnError(t *testing.T) {
 	}
 }
 
-// The sample request of the README is a fresh install of examples/qa.yaml, as Metacontroller
+// The sample request of the README's "Run it" is a fresh install of examples/qa.yaml, as Metacontroller
 // would send it: the parent as the API server stores it, every declared child group empty, and
 // the input Secret that the customize hook relates.
 func TestFreshInstallRequestIsUpToDate(t *testing.T) {

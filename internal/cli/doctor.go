@@ -153,7 +153,7 @@ func (o *DoctorOptions) checkCRD(ctx context.Context, c *clients) check {
 	live, err := o.getCRD(ctx, c, name)
 	if err != nil {
 		ch.about = fmt.Sprintf("%s: %v", name, err)
-		ch.fix = "install Summon: kubectl apply -k manifests/ (README, Install in a cluster)"
+		ch.fix = "install Summon: kubectl apply -k manifests/ (docs/install.md)"
 		return ch
 	}
 	var served []string
@@ -196,7 +196,7 @@ func (o *DoctorOptions) checkMetacontrollerCRDs(ctx context.Context, c *clients)
 	}
 	if len(missing) > 0 {
 		ch.about = "missing " + strings.Join(missing, ", ")
-		ch.fix = "install Metacontroller v4.17 or later first (README, Install in a cluster, step 1)"
+		ch.fix = "install Metacontroller v4.17 or later first (docs/install.md, step 1)"
 		return ch
 	}
 	ch.ok, ch.about = true, "compositecontrollers, decoratorcontrollers and controllerrevisions are installed"

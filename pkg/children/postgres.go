@@ -22,7 +22,7 @@ import (
 // PVC, and the volume then goes as its StorageClass's reclaimPolicy says. The Cluster is a child of
 // the SummonPlatform and is garbage-collected with it; what outlives the instance under
 // deletionPolicy Retain is therefore the volume, on a StorageClass whose reclaimPolicy is Retain
-// (the hook's --cnpg-retain-storage-class). See the README, "An own Postgres".
+// (the hook's --cnpg-retain-storage-class). See docs/behaviour.md, "An own Postgres".
 
 // CNPG's API, as the Cluster child and its status speak it.
 const (

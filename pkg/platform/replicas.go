@@ -48,7 +48,7 @@ func desiredReplicas(p children.Platform, c children.Component, w *observedWorkl
 // Under --apply-strategy=server-side-apply Metacontroller applies with force and no
 // resourceVersion: an HPA change in that window is overwritten once with the count it replaced
 // (never outside the HPA's bounds), and the HPA sets it again at its next evaluation.
-// The README's "Autoscaling" section says which strategy to run and shows the tests.
+// docs/behaviour.md, "Autoscaling", says which strategy to run and shows the tests.
 func handOverReplicas(h v1beta1.HorizontalScaling, w *observedWorkload) int32 {
 	if w == nil {
 		return h.MinReplicas

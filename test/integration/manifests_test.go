@@ -37,7 +37,7 @@ func TestTheCompositeControllerIsAcceptedByMetacontrollersSchema(t *testing.T) {
 
 func TestTheKustomizationAppliesWithAServerDryRun(t *testing.T) {
 	k := cluster(t)
-	// The install order the README gives: Metacontroller (its CRDs here) first.
+	// The install order docs/install.md gives: Metacontroller (its CRDs here) first.
 	k.requireCRDs(t, metacontrollerCRDs(t))
 	// A dry run creates nothing, so the hook's namespace, though part of the kustomization, would
 	// not exist for the objects in it. Create it for real from the same file, which also puts the

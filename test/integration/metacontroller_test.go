@@ -728,7 +728,7 @@ func (h *hookServer) answeredFinalized(t *testing.T, parent client.ObjectKey) bo
 
 // installCompositeController creates manifests/compositecontroller.yaml with each hook's webhook
 // pointed at the hook server in this process instead of the in-cluster Service, and the token
-// Secret the install's README step creates, holding the hook server's token.
+// Secret the install's step 2 (docs/install.md) creates, holding the hook server's token.
 func installCompositeController(t *testing.T, c client.Client, hs *hookServer) {
 	t.Helper()
 	installCompositeControllerWith(t, c, hs, nil)
@@ -743,7 +743,7 @@ func installCompositeControllerWith(t *testing.T, c client.Client, hs *hookServe
 
 // installThisCompositeController creates a CompositeController (one kustomize built, say) with each
 // hook's webhook pointed at the hook server in this process, and the token Secret the install's
-// README step creates, holding the hook server's token.
+// step 2 of docs/install.md creates, holding the hook server's token.
 func installThisCompositeController(t *testing.T, c client.Client, cc *unstructured.Unstructured, hs *hookServer, webhookFields map[string]any) {
 	t.Helper()
 	hookURL := hs.url

@@ -31,7 +31,7 @@ import (
 // applies with force and no resourceVersion there, so an answer computed before the HPA's write
 // and applied after it undoes that write. The HPA would set its count again at its next
 // evaluation; here, with no metrics, it can't, and the undone count stays (seen in this test
-// while it included that step). The README recommends the default strategy for that reason.
+// while it included that step). docs/behaviour.md recommends the default strategy for that reason.
 func TestAutoscalingHandOverNeverScalesDown(t *testing.T) {
 	for _, strategy := range []standin.ApplyStrategy{standin.DynamicApply, standin.ServerSideApply} {
 		t.Run(string(strategy), func(t *testing.T) {

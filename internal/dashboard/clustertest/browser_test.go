@@ -23,7 +23,7 @@ import (
 	"github.com/forklift-dev/summon/pkg/children"
 )
 
-var update = flag.Bool("update", false, "rewrite docs/dashboard.png, the README's screenshot, from the browser test")
+var update = flag.Bool("update", false, "rewrite docs/dashboard.png, docs/dashboard.md's screenshot, from the browser test")
 
 const (
 	v1 = "108912-6e2f8b7-release-2019-8"

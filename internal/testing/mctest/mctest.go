@@ -116,7 +116,7 @@ func CompositeController(t testing.TB, url string) *unstructured.Unstructured {
 }
 
 // HookToken is the bearer token of every hook server these tests run, kept in the Secret that
-// manifests/compositecontroller.yaml names, as the install's README step creates it.
+// manifests/compositecontroller.yaml names, as the install's step 2 (docs/install.md) creates it.
 const HookToken = "summon-rollout-test-hook-token-of-at-least-32-characters"
 
 // EnsureHookToken creates that Secret (and its namespace) unless it exists.
