@@ -284,7 +284,7 @@ func (c *Cluster) Stop() error {
 			}
 		}
 		if c.env != nil {
-			if err := c.env.Stop(); err != nil {
+			if err := StopEnvironment(c.env); err != nil {
 				errs = append(errs, fmt.Errorf("stopping kube-apiserver and etcd: %w", err))
 			}
 		}
@@ -308,14 +308,11 @@ func (c *Cluster) startControlPlane(assets string) error {
 	if err != nil {
 		return err
 	}
-	c.env = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		UseExistingCluster:    ptr.To(false),
-		ControlPlane:          plane,
+	env := &envtest.Environment{BinaryAssetsDirectory: assets, ControlPlane: plane}
+	if err := StartEnvironment(env); err != nil {
+		return err
 	}
-	if _, err := c.env.Start(); err != nil {
-		return fmt.Errorf("starting kube-apiserver and etcd: %w", err)
-	}
+	c.env = env
 	user, err := c.env.AddUser(envtest.User{Name: "summon-testcluster-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return fmt.Errorf("adding an admin user: %w", err)
@@ -650,6 +647,68 @@ func LoopbackControlPlane(apiFlags map[string]string) (envtest.ControlPlane, err
 		api.Configure().Set(k, v)
 	}
 	return envtest.ControlPlane{Etcd: etcd, APIServer: api}, nil
+}
+
+// controlPlaneWait bounds each step of starting a control plane. It is where a broken start gives
+// up, not how long a start takes: a loaded 2-core machine takes tens of seconds.
+const controlPlaneWait = 3 * time.Minute
+
+// StartEnvironment starts env: its control plane (one of LoopbackControlPlane, with the binaries
+// of env.BinaryAssetsDirectory), then the CRDs of its CRDInstallOptions. envtest alone gives the
+// API server 5 s to create the default namespace, and a loaded CI machine took longer (seen
+// 2026-12-05); so the control plane is started here, the default namespace awaited as a
+// condition, and env then started as a cluster that exists. Stop it with StopEnvironment.
+func StartEnvironment(env *envtest.Environment) error {
+	plane := &env.ControlPlane
+	assets := env.BinaryAssetsDirectory
+	plane.Etcd.Path = filepath.Join(assets, "etcd")
+	plane.Etcd.StartTimeout = controlPlaneWait
+	plane.APIServer.Path = filepath.Join(assets, "kube-apiserver")
+	plane.APIServer.StartTimeout = controlPlaneWait
+	plane.KubectlPath = filepath.Join(assets, "kubectl")
+	if err := plane.Start(); err != nil {
+		return errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), plane.Stop())
+	}
+	admin, err := plane.AddUser(envtest.User{Name: "admin", Groups: []string{"system:masters"}}, &rest.Config{QPS: 1000, Burst: 2000})
+	if err != nil {
+		return errors.Join(fmt.Errorf("adding an admin user: %w", err), plane.Stop())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), controlPlaneWait)
+	defer cancel()
+	if err := waitDefaultNamespace(ctx, admin.Config()); err != nil {
+		return errors.Join(err, plane.Stop())
+	}
+	env.Config = admin.Config()
+	env.UseExistingCluster = ptr.To(true)
+	if _, err := env.Start(); err != nil {
+		return errors.Join(fmt.Errorf("installing the CRDs: %w", err), plane.Stop())
+	}
+	return nil
+}
+
+// StopEnvironment stops what StartEnvironment started.
+func StopEnvironment(env *envtest.Environment) error {
+	return errors.Join(env.Stop(), env.ControlPlane.Stop())
+}
+
+// waitDefaultNamespace waits until the API server has created the default namespace, the last
+// thing it does before it serves like a cluster.
+func waitDefaultNamespace(ctx context.Context, cfg *rest.Config) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	for {
+		_, err := cs.CoreV1().Namespaces().Get(ctx, metav1.NamespaceDefault, metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API server has not created the default namespace: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // freePorts finds n free TCP ports on 127.0.0.1.

@@ -8,7 +8,6 @@
 package controlplane
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -68,7 +66,7 @@ func Main(m *testing.M, crds ...string) int {
 	var stopOnce sync.Once
 	stop := func() error {
 		var err error
-		stopOnce.Do(func() { err = env.Stop() })
+		stopOnce.Do(func() { err = testcluster.StopEnvironment(env) })
 		return err
 	}
 	go func() {
@@ -115,14 +113,12 @@ func start(crds []string, egressConfig string) (*envtest.Environment, error) {
 
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: os.Getenv("KUBEBUILDER_ASSETS"),
-		// Never a cluster from the developer's kubeconfig (envtest honours USE_EXISTING_CLUSTER).
-		UseExistingCluster: ptr.To(false),
-		ControlPlane:       plane,
-		CRDInstallOptions:  envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true},
+		ControlPlane:          plane,
+		CRDInstallOptions:     envtest.CRDInstallOptions{Paths: crds, ErrorIfPathMissing: true},
 	}
-	if _, err := env.Start(); err != nil {
-		// A half-started plane (etcd up, the API server not) is stopped too.
-		return nil, errors.Join(fmt.Errorf("starting kube-apiserver and etcd: %w", err), env.Stop())
+	// A half-started plane (etcd up, the API server not) is stopped by StartEnvironment.
+	if err := testcluster.StartEnvironment(env); err != nil {
+		return nil, err
 	}
 	return env, nil
 }
