@@ -37,9 +37,9 @@ func (c *countingAPI) GetVhost(ctx context.Context, vhost string) (*rabbithole.V
 	return c.api.GetVhost(ctx, vhost)
 }
 
-func (c *countingAPI) PutVhost(ctx context.Context, vhost string) error {
+func (c *countingAPI) PutVhost(ctx context.Context, vhost, description string) error {
 	c.count("PutVhost")
-	return c.api.PutVhost(ctx, vhost)
+	return c.api.PutVhost(ctx, vhost, description)
 }
 
 func (c *countingAPI) DeleteVhost(ctx context.Context, vhost string) error {
