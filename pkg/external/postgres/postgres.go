@@ -116,7 +116,10 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 	mine := external.Mark{UID: in.UID}
 	password := quoteLiteral(scramVerifier(role, in.DatabasePassword))
 
-	var st state
+	var (
+		st      state
+		created bool
+	)
 	for attempt := 0; ; attempt++ {
 		var err error
 		if st, err = p.state(ctx, in); err != nil {
@@ -131,7 +134,7 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 			"CREATE ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password+"; COMMENT ON ROLE "+ident(role)+" IS "+quoteLiteral(mine.Text()))
 		switch {
 		case err == nil:
-			st.roleExists, st.roleMark, st.roleMarked = true, mine, true
+			st.roleExists, st.roleMark, st.roleMarked, created = true, mine, true, true
 		case isCode(err, duplicateObject, uniqueViolation) && attempt == 0:
 			continue // another Ensure created it a moment ago: read its mark
 		default:
@@ -149,9 +152,11 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 			return "", err
 		}
 	}
-	if err := p.exec(ctx, in, fmt.Sprintf("setting the login and password of role %q", role),
-		"ALTER ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password); err != nil {
-		return "", err
+	if !created {
+		if err := p.exec(ctx, in, fmt.Sprintf("setting the login and password of role %q", role),
+			"ALTER ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password); err != nil {
+			return "", err
+		}
 	}
 
 	if st.dbOwner == nil {
@@ -294,12 +299,12 @@ func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1
 			}
 		}
 	default:
-		if ourRole {
+		if ourRole && st.roleMark != released {
 			if err := p.mark(ctx, in, "ROLE", role, released); err != nil && !isCode(err, undefinedObject) {
 				return nil, err
 			}
 		}
-		if ourDB {
+		if ourDB && st.dbMark != released {
 			if err := p.mark(ctx, in, "DATABASE", db, released); err != nil && !isCode(err, undefinedObject) {
 				return nil, err
 			}

@@ -173,8 +173,11 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 		return "", err
 	}
 	if !created {
+		// A user of the instance's name that lost its tag (a person set its tags or password by
+		// hand) is taken back: the names are unique to the namespace and name, and the vhost
+		// was just found to be the instance's. One marked as another's is not.
 		mark, marked := userMark(found)
-		if _, err := in.Claim(system, "user", user, mark, marked, false); err != nil {
+		if _, err := in.Claim(system, "user", user, mark, marked, true); err != nil {
 			return "", err
 		}
 	}
