@@ -269,28 +269,6 @@ func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1
 	del := policy == v1beta1.DeletionPolicyDelete
 	var alone []error
 
-	found, err := call(ctx, p, in, fmt.Sprintf("looking up user %q", user), func(ctx context.Context) (*rabbithole.UserInfo, error) {
-		return p.api.GetUser(ctx, user)
-	})
-	ourUser := err == nil
-	if err != nil && !notFound(err) {
-		return nil, err
-	}
-	if ourUser {
-		mark, marked := userMark(found)
-		if _, err := in.Claim(system, "user", user, mark, marked, false); err != nil {
-			ourUser, alone = false, append(alone, err)
-		}
-	}
-	if ourUser {
-		err := p.do(ctx, in, fmt.Sprintf("deleting user %q", user), func(ctx context.Context) error {
-			return p.api.DeleteUser(ctx, user)
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-
 	info, err := call(ctx, p, in, fmt.Sprintf("looking up vhost %q", vhost), func(ctx context.Context) (*rabbithole.VhostInfo, error) {
 		return p.api.GetVhost(ctx, vhost)
 	})
@@ -304,6 +282,29 @@ func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1
 			ourVhost, alone = false, append(alone, err)
 		}
 	}
+	found, err := call(ctx, p, in, fmt.Sprintf("looking up user %q", user), func(ctx context.Context) (*rabbithole.UserInfo, error) {
+		return p.api.GetUser(ctx, user)
+	})
+	ourUser := err == nil
+	if err != nil && !notFound(err) {
+		return nil, err
+	}
+	if ourUser {
+		mark, marked := userMark(found)
+		// As in Ensure: a user that lost its tag to a hand edit is the instance's when its vhost is.
+		if _, err := in.Claim(system, "user", user, mark, marked, ourVhost); err != nil {
+			ourUser, alone = false, append(alone, err)
+		}
+	}
+	if ourUser {
+		err := p.do(ctx, in, fmt.Sprintf("deleting user %q", user), func(ctx context.Context) error {
+			return p.api.DeleteUser(ctx, user)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
 	switch {
 	case ourVhost && del:
 		err := p.do(ctx, in, fmt.Sprintf("deleting vhost %q", vhost), func(ctx context.Context) error {
