@@ -138,7 +138,10 @@ func (s *Systems) Teardown(ctx context.Context, plan platform.FinalizePlan) plat
 		mu.Lock()
 		defer mu.Unlock()
 		out.Remaining = append(out.Remaining, left...)
-		if err != nil {
+		switch {
+		case external.LeftAlone(err):
+			out.LeftAlone = append(out.LeftAlone, leftAlone(err)...)
+		case err != nil:
 			out.Failures = append(out.Failures, failureOf(system, err))
 		}
 	}
@@ -159,7 +162,21 @@ func (s *Systems) Teardown(ctx context.Context, plan platform.FinalizePlan) plat
 	wg.Wait()
 	sortFailures(out.Failures)
 	slices.Sort(out.Remaining)
+	slices.Sort(out.LeftAlone)
 	return out
+}
+
+// leftAlone lists, one message each, the resources a Finalize did not touch as not the
+// instance's.
+func leftAlone(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range j.Unwrap() {
+			out = append(out, leftAlone(e)...)
+		}
+		return out
+	}
+	return []string{err.Error()}
 }
 
 // sortFailures puts failures in a fixed order: the systems answer in any order, and the status
@@ -174,7 +191,7 @@ func sortFailures(fs []platform.Failure) {
 func failureOf(system string, err error) platform.Failure {
 	var e *external.Error
 	if errors.As(err, &e) {
-		return platform.Failure{System: system, Message: e.Error(), Retryable: e.Retryable}
+		return platform.Failure{System: system, Message: e.Error(), Retryable: e.Retryable && e.NotOurs == "", NotOurs: e.NotOurs}
 	}
 	retryable := external.Transient(err)
 	msg := system + ": the call failed"

@@ -2,6 +2,7 @@ package outside
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -281,7 +282,12 @@ func TestFailingSystemKeepsChildrenAndRecovers(t *testing.T) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 	}))
 	t.Cleanup(answering500.Close)
-	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	// The body is read first: only then does the server notice a client that gave up, and end
+	// the request (STS's first call has a body, where HeadBucket had none).
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-r.Context().Done()
+	}))
 	t.Cleanup(hanging.Close)
 
 	tests := map[string]struct {

@@ -61,6 +61,7 @@ type Config struct {
 	// Systems outside the cluster; each is off while its switch (region, URL, DSN) is empty.
 	AWSRegion           string
 	AWSEndpoint         string
+	AWSAccountID        string
 	BucketPrefix        string
 	RabbitMQURL         string
 	RabbitMQAMQPAddress string
@@ -98,6 +99,7 @@ var settings = []setting{
 	{"overload-retry-after", "SUMMON_OVERLOAD_RETRY_AFTER", "Retry-After of a 429 answer (whole seconds)"},
 	{"aws-region", "SUMMON_AWS_REGION", "AWS region of the instances' S3 buckets and IAM users; empty switches AWS off. The hook's own AWS credentials come from the SDK's default chain (environment, IRSA, instance role)"},
 	{"aws-endpoint", "SUMMON_AWS_ENDPOINT", "an S3- and IAM-compatible endpoint to use instead of AWS (buckets addressed path-style)"},
+	{"aws-account-id", "SUMMON_AWS_ACCOUNT_ID", "the AWS account every bucket must be in (each S3 call carries it as ExpectedBucketOwner); empty asks STS GetCallerIdentity once"},
 	{"bucket-prefix", "SUMMON_BUCKET_PREFIX", "prefix of every bucket name (bucket names are global across AWS accounts), e.g. acme-"},
 	{"rabbitmq-url", "SUMMON_RABBITMQ_URL", "RabbitMQ management API with an administrator's credentials, http://user:password@host:15672; empty switches RabbitMQ off. Set it through the environment: flags show in the process list"},
 	{"rabbitmq-amqp-address", "SUMMON_RABBITMQ_AMQP_ADDRESS", "host:port the apps connect to over AMQP; empty means the management host on port 5672"},
@@ -137,6 +139,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.DurationVar(&cfg.OverloadRetryAfter, "overload-retry-after", 2*time.Second, usage["overload-retry-after"])
 	fs.StringVar(&cfg.AWSRegion, "aws-region", "", usage["aws-region"])
 	fs.StringVar(&cfg.AWSEndpoint, "aws-endpoint", "", usage["aws-endpoint"])
+	fs.StringVar(&cfg.AWSAccountID, "aws-account-id", "", usage["aws-account-id"])
 	fs.StringVar(&cfg.BucketPrefix, "bucket-prefix", "", usage["bucket-prefix"])
 	fs.StringVar(&cfg.RabbitMQURL, "rabbitmq-url", "", usage["rabbitmq-url"])
 	fs.StringVar(&cfg.RabbitMQAMQPAddress, "rabbitmq-amqp-address", "", usage["rabbitmq-amqp-address"])

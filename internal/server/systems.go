@@ -22,7 +22,7 @@ func buildSystems(ctx context.Context, cfg Config, log *slog.Logger) (*outside.S
 	closeAll := func() {}
 	if cfg.AWSRegion != "" {
 		p, err := aws.New(ctx, aws.Config{
-			Region: cfg.AWSRegion, Endpoint: cfg.AWSEndpoint, UsePathStyle: cfg.AWSEndpoint != "",
+			Region: cfg.AWSRegion, Endpoint: cfg.AWSEndpoint, UsePathStyle: cfg.AWSEndpoint != "", AccountID: cfg.AWSAccountID,
 			CallTimeout: cfg.ExternalCallTimeout,
 		})
 		if err != nil {

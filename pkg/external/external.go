@@ -15,9 +15,16 @@ import (
 type Instance struct {
 	Namespace string
 	Name      string
-	// UID is the parent's UID: buckets are tagged with it.
+	// UID is the parent's UID: every resource the providers make carries it as its owner mark.
 	UID   string
 	Names Names
+	// AdoptFromUID is the UID of a deleted SummonPlatform whose retained resources this one may
+	// take over (the parent's summon.forklift.dev/adopt-from-uid annotation); empty adopts
+	// nothing.
+	AdoptFromUID string
+	// Inherited are names this instance had before owner marks existed (see ResolveNames): a
+	// resource of such a name found without a mark is marked as this instance's.
+	Inherited []string
 	// DatabasePassword and RabbitPassword are set on the role and the user every time they are
 	// created or repaired.
 	DatabasePassword string
@@ -45,6 +52,9 @@ type Error struct {
 	// 5xx, throttling); false when a person must act (denied, invalid, owned by someone else).
 	Retryable bool
 	Err       error
+	// NotOurs is set when the resource is not the instance's to change: the provider changed
+	// nothing of it.
+	NotOurs Ownership
 
 	secrets []string
 }

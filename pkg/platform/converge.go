@@ -117,7 +117,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	conds.set(v1beta1.ConditionValid, true, reasonValid, "")
 	st.MigratedVersion = decision.MigratedVersion
 	st.Components = rollout.components
-	st.External = externalStatus(p, env.Outside)
+	st.External = externalStatus(p, par, env.Outside)
 	if env.Outside.Any() {
 		if externalsReady(par, env.Outside) {
 			conds.set(v1beta1.ConditionExternal, true, reasonExternalReady, "the bucket, IAM user, vhost and database this instance needs exist")
@@ -239,7 +239,7 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		if !env.secrets().Ready() {
 			return nil, fmt.Errorf("spec.database.shared needs a generated password, but the hook has no credential master key: start it with --credential-key-file")
 		}
-		names := env.Outside.ExternalNames(p.Namespace, p.Name)
+		names, _ := namesOf(par, env.Outside)
 		u := url.URL{
 			Scheme:   "postgres",
 			User:     url.UserPassword(names.DatabaseRole, env.secrets().Derive(uid, credentials.DatabasePassword)),

@@ -45,6 +45,9 @@ type Teardown struct {
 	// objects, a user a call failed to delete).
 	Remaining []string
 	Failures  []Failure
+	// LeftAlone says, in words, what was found under the instance's names but is not its own
+	// (another instance's, or not made by Summon): it was neither changed nor waited for.
+	LeftAlone []string
 }
 
 // finalizePoll is how soon Metacontroller asks again while something is left.
@@ -61,6 +64,9 @@ func Finalize(req *metacontroller.SyncRequest, env Env, t Teardown) *metacontrol
 	st, c := carried(par, env)
 	done := len(t.Remaining) == 0 && len(t.Failures) == 0
 	switch {
+	case done && len(t.LeftAlone) > 0:
+		st.Message = "deleted: access outside the cluster is revoked and the data was handled per deletionPolicy; left alone, as not this instance's: " +
+			strings.Join(t.LeftAlone, "; ")
 	case done:
 		st.Message = "deleted: access outside the cluster is revoked and the data was handled per deletionPolicy"
 	case len(t.Failures) > 0:

@@ -17,6 +17,7 @@ import (
 	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/external"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
@@ -219,6 +220,25 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		c.EditSpec(func(s *v1beta1.Spec) { s.Replicas.Web = ptr(int32(2)) })
 		return c.Request()
 	},
+	// An instance created before the 80-bit names: its status records the names it was given
+	// then, and it keeps them (its bucket, its database, its DATABASE_URL), so no data moves.
+	"externals-from-before-owner-marks": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
+			s.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
+		})))
+		converged(t, c, goldenOutside["externals-created"])
+		legacy := external.LegacyNamesFor("acme-", "summon-qa", "car1-qa")
+		c.Parent.Status.External = &v1beta1.ExternalStatus{Bucket: legacy.Bucket, IAMUser: legacy.IAMUser, RabbitVhost: legacy.RabbitVhost, Database: legacy.Database}
+		return c.Request()
+	},
+	// The bucket under this instance's name is another instance's: nothing of it is changed, the
+	// status says so with a reason of its own and what to do, every child is kept.
+	"externals-owned-by-another": func(t *testing.T) *metacontroller.SyncRequest {
+		c := sim.NewCluster(platform("car1-qa"))
+		converged(t, c, goldenOutside["externals-created"])
+		c.EditSpec(func(s *v1beta1.Spec) { s.Replicas.Web = ptr(int32(2)) })
+		return c.Request()
+	},
 	"input-secret-missing": func(t *testing.T) *metacontroller.SyncRequest {
 		c := installed(t, platform("car1-qa"))
 		c.EditSpec(func(s *v1beta1.Spec) { s.Secrets = []string{"car1-qa-inputs"} })
@@ -301,6 +321,9 @@ var goldenOutside = map[string]Outside{
 	"externals-created":                 allOutside(&Ensured{NewAccessKey: &AccessKey{ID: "AKIAEXAMPLEKEY000001", Secret: "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"}}),
 	"externals-steady":                  allOutside(nil),
 	"externals-failing":                 allOutside(&Ensured{Failures: []Failure{{System: "RabbitMQ", Message: `RabbitMQ: creating vhost "summon-qa.car1-qa": dial tcp 127.0.0.1:15672: connect: connection refused`, Retryable: true}}}),
+	"externals-from-before-owner-marks": allOutside(nil),
+	"externals-owned-by-another": allOutside(&Ensured{Failures: []Failure{{System: "AWS", NotOurs: external.OwnedByAnotherInstance,
+		Message: `AWS S3: checking the owner of bucket "acme-summon-qa-car1-qa-b3eldqx6hggxeg2f": it belongs to another SummonPlatform, which still exists: Summon changes nothing of it; give this SummonPlatform another name, or ask an operator`}}}),
 }
 
 func allOutside(e *Ensured) Outside {

@@ -48,6 +48,9 @@ type Failure struct {
 	System    string
 	Message   string
 	Retryable bool
+	// NotOurs is set when the failure is a resource that is not this instance's (another
+	// instance's, or not made by Summon): nothing of it was changed.
+	NotOurs external.Ownership
 }
 
 // AccessKey is an IAM access key.
@@ -59,9 +62,20 @@ type AccessKey struct {
 // Any says whether any system is switched on.
 func (o Outside) Any() bool { return o.AWS || o.RabbitMQ || o.Postgres }
 
-// ExternalNames derives the names of an instance's resources outside the cluster.
+// ExternalNames derives the names of a new instance's resources outside the cluster.
 func (o Outside) ExternalNames(namespace, name string) external.Names {
 	return external.NamesFor(o.BucketPrefix, namespace, name)
+}
+
+// namesOf gives the names an instance uses: those its status records from before the 80-bit
+// names (so an instance keeps its data across the change), else the derived ones; and which of
+// them it may claim unmarked (see external.ResolveNames).
+func namesOf(par parent, o Outside) (external.Names, []string) {
+	var rec external.Recorded
+	if e := par.status.External; e != nil {
+		rec = external.Recorded{Bucket: e.Bucket, IAMUser: e.IAMUser, RabbitVhost: e.RabbitVhost, Database: e.Database}
+	}
+	return external.ResolveNames(o.BucketPrefix, par.meta.Namespace, par.meta.Name, rec)
 }
 
 // EnsurePlan says whether this sync must call out, and why. Steady-state syncs make no call at
@@ -105,11 +119,14 @@ func PlanEnsure(req *metacontroller.SyncRequest, env Env) EnsurePlan {
 // instanceOf is the parent as the providers see it.
 func instanceOf(par parent, env Env, observed metacontroller.RelativeObjects) external.Instance {
 	uid := string(par.meta.UID)
+	names, inherited := namesOf(par, env.Outside)
 	in := external.Instance{
-		Namespace: par.meta.Namespace,
-		Name:      par.meta.Name,
-		UID:       uid,
-		Names:     env.Outside.ExternalNames(par.meta.Namespace, par.meta.Name),
+		Namespace:    par.meta.Namespace,
+		Name:         par.meta.Name,
+		UID:          uid,
+		Names:        names,
+		Inherited:    inherited,
+		AdoptFromUID: par.meta.Annotations[v1beta1.AnnotationAdoptFromUID],
 	}
 	if env.secrets().Ready() {
 		in.DatabasePassword = env.secrets().Derive(uid, credentials.DatabasePassword)
@@ -143,7 +160,7 @@ func heldAccessKey(observed metacontroller.RelativeObjects, namespace string, na
 func outsideSettings(p children.Platform, par parent, observed metacontroller.RelativeObjects, env Env) (map[string]string, any, error) {
 	o := env.Outside
 	out := map[string]string{}
-	names := o.ExternalNames(p.Namespace, p.Name)
+	names, _ := namesOf(par, o)
 	uid := string(par.meta.UID)
 	if p.Spec.Database.Shared != nil && !o.Postgres {
 		return nil, nil, fmt.Errorf("spec.database.shared needs the hook's PostgreSQL provider, which is off: start the hook with --postgres-admin-dsn, or use spec.database.urlSecret")
@@ -184,12 +201,17 @@ func outsideSettings(p children.Platform, par parent, observed metacontroller.Re
 	return out, keep, nil
 }
 
-// externalStatus names the resources outside the cluster in status (never a secret).
-func externalStatus(p children.Platform, o Outside) *v1beta1.ExternalStatus {
+// externalStatus names the resources outside the cluster in status (never a secret). It names
+// them once they were ensured: until then it keeps what the status said, so that a name is
+// recorded only for resources that carry this instance's mark (namesOf trusts recorded names).
+func externalStatus(p children.Platform, par parent, o Outside) *v1beta1.ExternalStatus {
 	if !o.Any() {
 		return nil
 	}
-	names := o.ExternalNames(p.Namespace, p.Name)
+	if !externalsReady(par, o) {
+		return par.status.External
+	}
+	names, _ := namesOf(par, o)
 	st := &v1beta1.ExternalStatus{}
 	if o.AWS {
 		st.Bucket, st.IAMUser = names.Bucket, names.IAMUser
@@ -212,7 +234,9 @@ func failureMessage(fs []Failure) string {
 		retryable = retryable && f.Retryable
 	}
 	advice := "Summon retries by itself; nothing was removed and every child is kept"
-	if !retryable {
+	if ownershipReason(fs) != "" {
+		advice = "this needs a person: Summon changed nothing of a resource that is not this instance's; every child is kept meanwhile"
+	} else if !retryable {
 		advice = "this needs a person: check the hook's access to that system; every child is kept meanwhile"
 	}
 	return fmt.Sprintf("external resources not ready: %s. %s", strings.Join(parts, "; "), advice)
@@ -252,10 +276,30 @@ func externalFailure(req *metacontroller.SyncRequest, par parent, env Env) *meta
 	msg := failureMessage(env.Outside.Ensured.Failures)
 	st, c := carried(par, env)
 	st.Phase, st.Message = v1beta1.PhaseError, msg
-	c.set(v1beta1.ConditionExternal, false, reasonExternalError, msg)
-	c.set(v1beta1.ConditionReady, false, reasonExternalError, msg)
+	reason := reasonExternalError
+	if r := ownershipReason(env.Outside.Ensured.Failures); r != "" {
+		reason = r
+	}
+	c.set(v1beta1.ConditionExternal, false, reason, msg)
+	c.set(v1beta1.ConditionReady, false, reason, msg)
 	st.Conditions = c.list
 	resp := frozen(req, st)
 	resp.ResyncAfterSeconds = wait
 	return resp
+}
+
+// ownershipReason is the reason of the first failure that is a resource not this instance's, or
+// "" when there is none: such a failure needs a person, whatever else failed with it.
+func ownershipReason(fs []Failure) string {
+	for _, f := range fs {
+		switch f.NotOurs {
+		case external.OwnedByAnotherInstance:
+			return reasonOwnedByAnotherInstance
+		case external.NotCreatedBySummon:
+			return reasonNotCreatedBySummon
+		case external.OwnedByAnotherAccount:
+			return reasonOwnedByAnotherAccount
+		}
+	}
+	return ""
 }

@@ -31,6 +31,11 @@ const (
 	reasonExternalPending   = "Pending"
 	reasonDeleting          = "Deleting"
 	reasonProviderMissing   = "ProviderMissing"
+	// A resource outside the cluster under this instance's name is not this instance's: the
+	// providers changed nothing of it (see docs/security.md).
+	reasonOwnedByAnotherInstance = "OwnedByAnotherInstance"
+	reasonNotCreatedBySummon     = "NotCreatedBySummon"
+	reasonOwnedByAnotherAccount  = "OwnedByAnotherAccount"
 )
 
 // MigrationFailed says whether a status reports that the spec's version failed to migrate, so that

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync"
 	"time"
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
@@ -32,8 +34,9 @@ const (
 	systemSTS = "AWS STS"
 )
 
-// UIDTag tags a bucket with the UID of the SummonPlatform that owns it.
-const UIDTag = "summon.forklift.dev/uid"
+// UIDTag tags a bucket, an IAM user and its policy with the owner mark: the UID of the
+// SummonPlatform that made it (external.Mark.Value).
+const UIDTag = external.OwnerKey
 
 // S3API is the part of the S3 client the provider uses; *s3.Client satisfies it.
 type S3API interface {
@@ -53,6 +56,7 @@ type IAMAPI interface {
 	GetUser(ctx context.Context, in *iam.GetUserInput, opts ...func(*iam.Options)) (*iam.GetUserOutput, error)
 	CreateUser(ctx context.Context, in *iam.CreateUserInput, opts ...func(*iam.Options)) (*iam.CreateUserOutput, error)
 	DeleteUser(ctx context.Context, in *iam.DeleteUserInput, opts ...func(*iam.Options)) (*iam.DeleteUserOutput, error)
+	TagUser(ctx context.Context, in *iam.TagUserInput, opts ...func(*iam.Options)) (*iam.TagUserOutput, error)
 	GetPolicy(ctx context.Context, in *iam.GetPolicyInput, opts ...func(*iam.Options)) (*iam.GetPolicyOutput, error)
 	CreatePolicy(ctx context.Context, in *iam.CreatePolicyInput, opts ...func(*iam.Options)) (*iam.CreatePolicyOutput, error)
 	DeletePolicy(ctx context.Context, in *iam.DeletePolicyInput, opts ...func(*iam.Options)) (*iam.DeletePolicyOutput, error)
@@ -88,6 +92,10 @@ type Config struct {
 	// SDK's default chain (environment, web identity such as IRSA, instance role).
 	AccessKeyID     string
 	SecretAccessKey string
+	// AccountID is the account the hook runs as and every bucket must be in: each S3 call
+	// carries it as ExpectedBucketOwner, so a bucket of the same name in another account is
+	// never read, written or deleted. Empty asks STS once (GetCallerIdentity).
+	AccountID string
 	// CallTimeout bounds each call; zero means external.DefaultCallTimeout.
 	CallTimeout time.Duration
 }
@@ -136,6 +144,11 @@ type Provider struct {
 	// and one batch delete of up to pageSize versions. Finalize is called again until done.
 	pageSize    int32
 	emptyRounds int
+
+	// account is the ExpectedBucketOwner of every S3 call, from Config.AccountID or learned
+	// from STS on first need.
+	mu      sync.Mutex
+	account string
 }
 
 // New makes a provider with the real clients.
@@ -154,6 +167,7 @@ func NewWithClients(c Clients, cfg Config) *Provider {
 		region:      cfg.Region,
 		callTimeout: cfg.CallTimeout,
 		secrets:     []string{cfg.SecretAccessKey},
+		account:     cfg.AccountID,
 		pageSize:    1000,
 		emptyRounds: 5,
 	}
@@ -193,46 +207,63 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (Access, er
 }
 
 func (p *Provider) ensureBucket(ctx context.Context, in external.Instance) error {
-	bucket := awssdk.String(in.Names.Bucket)
-	name := in.Names.Bucket
-
-	_, err := call(ctx, p, in, systemS3, fmt.Sprintf("looking up bucket %q", name), func(ctx context.Context) (*s3.HeadBucketOutput, error) {
-		return p.c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket})
-	})
-	created := hasCode(err, "NotFound")
-	if err != nil && !created {
+	owner, err := p.bucketOwner(ctx, in)
+	if err != nil {
 		return err
 	}
+	bucket := awssdk.String(in.Names.Bucket)
+	name := in.Names.Bucket
+	mine := external.Mark{UID: in.UID}
+
+	exists, err := p.headBucket(ctx, in, owner)
+	if err != nil {
+		return err
+	}
+	created := !exists
 	if created {
-		create := &s3.CreateBucketInput{Bucket: bucket}
+		// The mark goes with the create where the service takes it (AWS does), and is put again
+		// below for those that don't.
+		create := &s3.CreateBucketInput{Bucket: bucket, CreateBucketConfiguration: &s3types.CreateBucketConfiguration{
+			Tags: []s3types.Tag{{Key: awssdk.String(UIDTag), Value: awssdk.String(mine.Value())}},
+		}}
 		if p.region != "us-east-1" { // us-east-1 takes no location constraint
-			create.CreateBucketConfiguration = &s3types.CreateBucketConfiguration{LocationConstraint: s3types.BucketLocationConstraint(p.region)}
+			create.CreateBucketConfiguration.LocationConstraint = s3types.BucketLocationConstraint(p.region)
 		}
 		_, err := call(ctx, p, in, systemS3, fmt.Sprintf("creating bucket %q", name), func(ctx context.Context) (*s3.CreateBucketOutput, error) {
 			return p.c.S3.CreateBucket(ctx, create)
 		})
-		if err != nil && !hasCode(err, "BucketAlreadyOwnedByYou") {
+		switch {
+		case hasCode(err, "BucketAlreadyExists"):
+			return otherAccount(name, "creating")
+		case err != nil && !hasCode(err, "BucketAlreadyOwnedByYou"):
 			return err
 		}
 	}
 
 	var tags []s3types.Tag
+	remark := created
 	if !created {
-		out, err := call(ctx, p, in, systemS3, fmt.Sprintf("reading the tags of bucket %q", name), func(ctx context.Context) (*s3.GetBucketTaggingOutput, error) {
-			return p.c.S3.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: bucket})
-		})
-		switch {
-		case err == nil:
-			tags = out.TagSet
-		case !hasCode(err, "NoSuchTagSet"):
+		mark, found, got, err := p.bucketMark(ctx, in, owner)
+		if err != nil {
 			return err
 		}
-	}
-	if tagged, all := withUIDTag(tags, in.UID); !tagged {
-		_, err := call(ctx, p, in, systemS3, fmt.Sprintf("tagging bucket %q", name), func(ctx context.Context) (*s3.PutBucketTaggingOutput, error) {
-			return p.c.S3.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: bucket, Tagging: &s3types.Tagging{TagSet: all}})
-		})
+		tags = got
+		empty := false
+		if !found {
+			// Only an untagged bucket costs this call: one whose create was cut short before
+			// its tag, or one a person made. An empty one holds nothing to take.
+			if empty, err = p.bucketEmpty(ctx, in, owner); err != nil {
+				return err
+			}
+		}
+		claim, err := in.Claim(systemS3, "bucket", name, mark, found, empty)
 		if err != nil {
+			return err
+		}
+		remark = claim == external.Remark
+	}
+	if remark {
+		if err := p.putMark(ctx, in, owner, tags, mine); err != nil {
 			return err
 		}
 	}
@@ -240,7 +271,7 @@ func (p *Provider) ensureBucket(ctx context.Context, in external.Instance) error
 	versioned := false
 	if !created {
 		out, err := call(ctx, p, in, systemS3, fmt.Sprintf("reading the versioning of bucket %q", name), func(ctx context.Context) (*s3.GetBucketVersioningOutput, error) {
-			return p.c.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: bucket})
+			return p.c.S3.GetBucketVersioning(ctx, &s3.GetBucketVersioningInput{Bucket: bucket, ExpectedBucketOwner: owner})
 		})
 		if err != nil {
 			return err
@@ -251,6 +282,7 @@ func (p *Provider) ensureBucket(ctx context.Context, in external.Instance) error
 		_, err := call(ctx, p, in, systemS3, fmt.Sprintf("enabling versioning on bucket %q", name), func(ctx context.Context) (*s3.PutBucketVersioningOutput, error) {
 			return p.c.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
 				Bucket:                  bucket,
+				ExpectedBucketOwner:     owner,
 				VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
 			})
 		})
@@ -261,20 +293,110 @@ func (p *Provider) ensureBucket(ctx context.Context, in external.Instance) error
 	return nil
 }
 
-// withUIDTag says whether tags already carry uid, and gives the tags to put if not: the same
-// ones with the UID tag set. A retained bucket taken over by a recreated parent gets its UID.
-func withUIDTag(tags []s3types.Tag, uid string) (bool, []s3types.Tag) {
-	all := []s3types.Tag{{Key: awssdk.String(UIDTag), Value: awssdk.String(uid)}}
-	for _, t := range tags {
-		if awssdk.ToString(t.Key) == UIDTag {
-			if awssdk.ToString(t.Value) == uid {
-				return true, nil
-			}
-			continue
+// bucketOwner is the account every bucket must be in: the configured one, or the hook's own as
+// STS tells it, asked once.
+func (p *Provider) bucketOwner(ctx context.Context, in external.Instance) (*string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.account == "" {
+		out, err := call(ctx, p, in, systemSTS, "finding the AWS account", func(ctx context.Context) (*sts.GetCallerIdentityOutput, error) {
+			return p.c.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		})
+		if err != nil {
+			return nil, err
 		}
-		all = append(all, t)
+		p.account = awssdk.ToString(out.Account)
 	}
-	return false, all
+	return awssdk.String(p.account), nil
+}
+
+// headBucket says whether the bucket exists in the account. A bucket of that name in another
+// account answers 403 (ExpectedBucketOwner), and is never the instance's.
+func (p *Provider) headBucket(ctx context.Context, in external.Instance, owner *string) (bool, error) {
+	name := in.Names.Bucket
+	_, err := call(ctx, p, in, systemS3, fmt.Sprintf("looking up bucket %q", name), func(ctx context.Context) (*s3.HeadBucketOutput, error) {
+		return p.c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: awssdk.String(name), ExpectedBucketOwner: owner})
+	})
+	var status interface{ HTTPStatusCode() int }
+	switch {
+	case hasCode(err, "NotFound"):
+		return false, nil
+	case errors.As(err, &status) && status.HTTPStatusCode() == http.StatusForbidden:
+		return false, otherAccount(name, "looking up")
+	case err != nil:
+		return false, err
+	}
+	return true, nil
+}
+
+func otherAccount(bucket, doing string) error {
+	return &external.Error{System: systemS3, Op: fmt.Sprintf("%s bucket %q", doing, bucket), NotOurs: external.OwnedByAnotherAccount,
+		Err: errors.New("a bucket of that name exists in another AWS account (or this account may not read it): Summon never uses it; " +
+			"choose another bucket prefix (--aws-bucket-prefix) or give this SummonPlatform another name")}
+}
+
+// bucketMark reads the bucket's owner mark, and all its tags.
+func (p *Provider) bucketMark(ctx context.Context, in external.Instance, owner *string) (external.Mark, bool, []s3types.Tag, error) {
+	out, err := call(ctx, p, in, systemS3, fmt.Sprintf("reading the tags of bucket %q", in.Names.Bucket), func(ctx context.Context) (*s3.GetBucketTaggingOutput, error) {
+		return p.c.S3.GetBucketTagging(ctx, &s3.GetBucketTaggingInput{Bucket: awssdk.String(in.Names.Bucket), ExpectedBucketOwner: owner})
+	})
+	switch {
+	case hasCode(err, "NoSuchTagSet"):
+		return external.Mark{}, false, nil, nil
+	case err != nil:
+		return external.Mark{}, false, nil, err
+	}
+	mark, found := tagMark(out.TagSet)
+	return mark, found, out.TagSet, nil
+}
+
+func tagMark(tags any) (external.Mark, bool) {
+	switch ts := tags.(type) {
+	case []s3types.Tag:
+		for _, t := range ts {
+			if awssdk.ToString(t.Key) == UIDTag {
+				return external.ParseMarkValue(awssdk.ToString(t.Value))
+			}
+		}
+	case []iamtypes.Tag:
+		for _, t := range ts {
+			if awssdk.ToString(t.Key) == UIDTag {
+				return external.ParseMarkValue(awssdk.ToString(t.Value))
+			}
+		}
+	}
+	return external.Mark{}, false
+}
+
+// bucketEmpty says the bucket holds no object version and no delete marker.
+func (p *Provider) bucketEmpty(ctx context.Context, in external.Instance, owner *string) (bool, error) {
+	page, err := call(ctx, p, in, systemS3, fmt.Sprintf("listing the object versions of bucket %q", in.Names.Bucket), func(ctx context.Context) (*s3.ListObjectVersionsOutput, error) {
+		return p.c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: awssdk.String(in.Names.Bucket), ExpectedBucketOwner: owner, MaxKeys: awssdk.Int32(1)})
+	})
+	if err != nil {
+		return false, err
+	}
+	return len(versionsOf(page)) == 0, nil
+}
+
+// putMark sets the owner mark among the bucket's other tags.
+func (p *Provider) putMark(ctx context.Context, in external.Instance, owner *string, tags []s3types.Tag, m external.Mark) error {
+	_, err := call(ctx, p, in, systemS3, fmt.Sprintf("tagging bucket %q", in.Names.Bucket), func(ctx context.Context) (*s3.PutBucketTaggingOutput, error) {
+		return p.c.S3.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: awssdk.String(in.Names.Bucket), ExpectedBucketOwner: owner,
+			Tagging: &s3types.Tagging{TagSet: withMark(tags, m)}})
+	})
+	return err
+}
+
+// withMark gives tags with the owner mark set to m and every other tag kept.
+func withMark(tags []s3types.Tag, m external.Mark) []s3types.Tag {
+	all := []s3types.Tag{{Key: awssdk.String(UIDTag), Value: awssdk.String(m.Value())}}
+	for _, t := range tags {
+		if awssdk.ToString(t.Key) != UIDTag {
+			all = append(all, t)
+		}
+	}
+	return all
 }
 
 // ensureUser returns the user's ARN and whether it created the user: a new user has no keys and
@@ -282,8 +404,11 @@ func withUIDTag(tags []s3types.Tag, uid string) (bool, []s3types.Tag) {
 func (p *Provider) ensureUser(ctx context.Context, in external.Instance) (string, bool, error) {
 	for {
 		found, err := p.getUser(ctx, in)
-		if found != "" || !hasCode(err, "NoSuchEntity") {
-			return found, false, err
+		if err == nil {
+			return found.arn, false, p.claimUser(ctx, in, found)
+		}
+		if !hasCode(err, "NoSuchEntity") {
+			return "", false, err
 		}
 		out, err := call(ctx, p, in, systemIAM, fmt.Sprintf("creating IAM user %q", in.Names.IAMUser), func(ctx context.Context) (*iam.CreateUserOutput, error) {
 			return p.c.IAM.CreateUser(ctx, &iam.CreateUserInput{
@@ -302,15 +427,37 @@ func (p *Provider) ensureUser(ctx context.Context, in external.Instance) (string
 	}
 }
 
-// getUser returns the user's ARN, or an error that is NoSuchEntity when there is no user.
-func (p *Provider) getUser(ctx context.Context, in external.Instance) (string, error) {
+// iamUser is a user as found: its ARN and its owner mark.
+type iamUser struct {
+	arn    string
+	mark   external.Mark
+	marked bool
+}
+
+// getUser returns the user, or an error that is NoSuchEntity when there is no user.
+func (p *Provider) getUser(ctx context.Context, in external.Instance) (iamUser, error) {
 	out, err := call(ctx, p, in, systemIAM, fmt.Sprintf("looking up IAM user %q", in.Names.IAMUser), func(ctx context.Context) (*iam.GetUserOutput, error) {
 		return p.c.IAM.GetUser(ctx, &iam.GetUserInput{UserName: awssdk.String(in.Names.IAMUser)})
 	})
 	if err != nil {
-		return "", err
+		return iamUser{}, err
 	}
-	return awssdk.ToString(out.User.Arn), nil
+	mark, marked := tagMark(out.User.Tags)
+	return iamUser{arn: awssdk.ToString(out.User.Arn), mark: mark, marked: marked}, nil
+}
+
+// claimUser refuses a user that is not the instance's, before any of its keys or policies is
+// touched, and marks one that becomes the instance's.
+func (p *Provider) claimUser(ctx context.Context, in external.Instance, u iamUser) error {
+	claim, err := in.Claim(systemIAM, "IAM user", in.Names.IAMUser, u.mark, u.marked, false)
+	if err != nil || claim != external.Remark {
+		return err
+	}
+	_, err = call(ctx, p, in, systemIAM, fmt.Sprintf("marking IAM user %q as %s's", in.Names.IAMUser, in), func(ctx context.Context) (*iam.TagUserOutput, error) {
+		return p.c.IAM.TagUser(ctx, &iam.TagUserInput{UserName: awssdk.String(in.Names.IAMUser),
+			Tags: []iamtypes.Tag{{Key: awssdk.String(UIDTag), Value: awssdk.String(external.Mark{UID: in.UID}.Value())}}})
+	})
+	return err
 }
 
 // ensurePolicy makes the user's policy exist and be attached. The policy is customer-managed,
@@ -346,6 +493,7 @@ func (p *Provider) ensurePolicy(ctx context.Context, in external.Instance, userA
 				Path:           awssdk.String(external.IAMPath),
 				PolicyDocument: awssdk.String(bucketPolicy(partition, in.Names.Bucket)),
 				Description:    awssdk.String("Summon: the S3 bucket " + in.Names.Bucket + " only"),
+				Tags:           []iamtypes.Tag{{Key: awssdk.String(UIDTag), Value: awssdk.String(external.Mark{UID: in.UID}.Value())}},
 			})
 		})
 		if err != nil && !hasCode(err, "EntityAlreadyExists") {
@@ -421,28 +569,77 @@ func (p *Provider) deleteKeys(ctx context.Context, in external.Instance, ids []s
 // and deletes the user. Under Delete it also empties the bucket (every object version and
 // delete marker) and deletes it; under Retain the bucket and its history stay. It returns, in
 // words for the status, what it has not yet seen gone; nothing left means done.
+//
+// A user, policy or bucket that is not the instance's is left alone: not changed, not waited
+// for, and reported through a *external.Error with NotOurs set, next to what is left. Under
+// Retain the bucket's mark becomes released (retained), so that a recreated parent may adopt it
+// on purpose.
 func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1beta1.DeletionPolicy) ([]string, error) {
+	var alone []error
 	left, err := p.removeUser(ctx, in)
+	if external.LeftAlone(err) {
+		alone, err = append(alone, err), nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	if policy == v1beta1.DeletionPolicyDelete {
-		more, err := p.removeBucket(ctx, in)
-		if err != nil {
+	more, err := p.settleBucket(ctx, in, policy)
+	if external.LeftAlone(err) {
+		alone, err = append(alone, err), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(left, more...), errors.Join(alone...)
+}
+
+// settleBucket deletes the bucket under Delete, or marks it released under Retain, if it is the
+// instance's.
+func (p *Provider) settleBucket(ctx context.Context, in external.Instance, policy v1beta1.DeletionPolicy) ([]string, error) {
+	owner, err := p.bucketOwner(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	exists, err := p.headBucket(ctx, in, owner)
+	if err != nil || !exists {
+		return nil, err
+	}
+	mark, found, tags, err := p.bucketMark(ctx, in, owner)
+	if err != nil {
+		return nil, err
+	}
+	empty := false
+	if !found {
+		if empty, err = p.bucketEmpty(ctx, in, owner); err != nil {
 			return nil, err
 		}
-		left = append(left, more...)
 	}
-	return left, nil
+	if _, err := in.Claim(systemS3, "bucket", in.Names.Bucket, mark, found, empty); err != nil {
+		return nil, err
+	}
+	if policy == v1beta1.DeletionPolicyDelete {
+		return p.removeBucket(ctx, in, owner)
+	}
+	released := external.Mark{UID: in.UID, Retained: true}
+	if found && mark == released {
+		return nil, nil
+	}
+	return nil, p.putMark(ctx, in, owner, tags, released)
 }
 
 func (p *Provider) removeUser(ctx context.Context, in external.Instance) ([]string, error) {
 	name := in.Names.IAMUser
 	user := awssdk.String(name)
-	userARN, err := p.getUser(ctx, in)
+	found, err := p.getUser(ctx, in)
 	userGone := hasCode(err, "NoSuchEntity")
 	if err != nil && !userGone {
 		return nil, err
+	}
+	userARN := found.arn
+	if !userGone {
+		if _, err := in.Claim(systemIAM, "IAM user", name, found.mark, found.marked, false); err != nil {
+			return nil, err // its keys and its policy are left alone with it
+		}
 	}
 	if userGone {
 		// The policy may outlive its user (a user deleted by hand): it lives in the hook's account.
@@ -455,6 +652,23 @@ func (p *Provider) removeUser(ctx context.Context, in external.Instance) ([]stri
 		return nil, external.Failed(systemIAM, fmt.Sprintf("reading the ARN of IAM user %q", name), false, err)
 	}
 	policyARN := awssdk.String(userPolicyARN(owner.Partition, owner.AccountID, name))
+	if userGone {
+		// Without its user, the policy answers for itself: its own mark, or (made before marks) an
+		// inherited name.
+		out, err := call(ctx, p, in, systemIAM, fmt.Sprintf("looking up IAM policy %q", name), func(ctx context.Context) (*iam.GetPolicyOutput, error) {
+			return p.c.IAM.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: policyARN})
+		})
+		switch {
+		case hasCode(err, "NoSuchEntity"):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		mark, marked := tagMark(out.Policy.Tags)
+		if _, err := in.Claim(systemIAM, "IAM policy", name, mark, marked, false); err != nil {
+			return nil, err
+		}
+	}
 
 	if !userGone {
 		keys, err := call(ctx, p, in, systemIAM, fmt.Sprintf("listing the access keys of IAM user %q", name), func(ctx context.Context) (*iam.ListAccessKeysOutput, error) {
@@ -519,22 +733,14 @@ func (p *Provider) removeUser(ctx context.Context, in external.Instance) ([]stri
 // removeBucket empties the bucket, a bounded number of rounds per call, and deletes it. Each
 // round lists from the start: what the previous round listed is gone, so the listing moves on
 // without markers.
-func (p *Provider) removeBucket(ctx context.Context, in external.Instance) ([]string, error) {
+func (p *Provider) removeBucket(ctx context.Context, in external.Instance, owner *string) ([]string, error) {
 	name := in.Names.Bucket
 	bucket := awssdk.String(name)
-	_, err := call(ctx, p, in, systemS3, fmt.Sprintf("looking up bucket %q", name), func(ctx context.Context) (*s3.HeadBucketOutput, error) {
-		return p.c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket})
-	})
-	if hasCode(err, "NotFound") {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
 
+	var err error
 	for round := 0; ; round++ {
 		page, err := call(ctx, p, in, systemS3, fmt.Sprintf("listing the object versions of bucket %q", name), func(ctx context.Context) (*s3.ListObjectVersionsOutput, error) {
-			return p.c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: bucket, MaxKeys: awssdk.Int32(p.pageSize)})
+			return p.c.S3.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: bucket, ExpectedBucketOwner: owner, MaxKeys: awssdk.Int32(p.pageSize)})
 		})
 		if err != nil {
 			return nil, err
@@ -547,7 +753,7 @@ func (p *Provider) removeBucket(ctx context.Context, in external.Instance) ([]st
 			return []string{stillHas(name, len(ids), awssdk.ToBool(page.IsTruncated))}, nil
 		}
 		out, err := call(ctx, p, in, systemS3, fmt.Sprintf("deleting %d object versions from bucket %q", len(ids), name), func(ctx context.Context) (*s3.DeleteObjectsOutput, error) {
-			return p.c.S3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: bucket, Delete: &s3types.Delete{Objects: ids, Quiet: awssdk.Bool(true)}})
+			return p.c.S3.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: bucket, ExpectedBucketOwner: owner, Delete: &s3types.Delete{Objects: ids, Quiet: awssdk.Bool(true)}})
 		})
 		if err != nil {
 			return nil, err
@@ -561,7 +767,7 @@ func (p *Provider) removeBucket(ctx context.Context, in external.Instance) ([]st
 	}
 
 	_, err = call(ctx, p, in, systemS3, fmt.Sprintf("deleting bucket %q", name), func(ctx context.Context) (*s3.DeleteBucketOutput, error) {
-		return p.c.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: bucket})
+		return p.c.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: bucket, ExpectedBucketOwner: owner})
 	})
 	switch {
 	case hasCode(err, "BucketNotEmpty"):
@@ -571,7 +777,7 @@ func (p *Provider) removeBucket(ctx context.Context, in external.Instance) ([]st
 		return nil, err
 	}
 	_, err = call(ctx, p, in, systemS3, fmt.Sprintf("checking bucket %q", name), func(ctx context.Context) (*s3.HeadBucketOutput, error) {
-		return p.c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket})
+		return p.c.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: bucket, ExpectedBucketOwner: owner})
 	})
 	switch {
 	case err == nil:

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -328,7 +329,8 @@ func TestEnsureCreatesEverythingAndIsIdempotent(t *testing.T) {
 		t.Fatalf("first Ensure: %v", err)
 	}
 	if diff := cmp.Diff(map[string]int{
-		"S3.HeadBucket": 1, "S3.CreateBucket": 1, "S3.PutBucketTagging": 1, "S3.PutBucketVersioning": 1,
+		"STS.GetCallerIdentity": 1, // once per provider: the account every S3 call expects
+		"S3.HeadBucket":         1, "S3.CreateBucket": 1, "S3.PutBucketTagging": 1, "S3.PutBucketVersioning": 1,
 		"IAM.GetUser": 1, "IAM.CreateUser": 1, "IAM.CreatePolicy": 1, "IAM.AttachUserPolicy": 1, "IAM.CreateAccessKey": 1,
 	}, calls.take()); diff != "" {
 		t.Errorf("first Ensure calls (-want +got):\n%s", diff)
@@ -494,15 +496,17 @@ func TestFinalize(t *testing.T) {
 		"retain keeps the bucket and its history and removes the IAM user, keys and policy": {
 			policy: v1beta1.DeletionPolicyRetain,
 			want: func(in external.Instance) cloudState {
-				return cloudState{Bucket: true, UIDTag: in.UID, Versioning: "Enabled", Objects: []string{
+				return cloudState{Bucket: true, UIDTag: "retained:" + in.UID, Versioning: "Enabled", Objects: []string{
 					"a.txt", "a.txt", "a.txt (marker)", "b.txt", "b.txt", "b.txt (marker)", "c.txt", "c.txt", "c.txt (marker)",
 				}}
 			},
 			calls: map[string]int{
 				"IAM.GetUser": 2, "IAM.ListAccessKeys": 1, "IAM.DeleteAccessKey": 1, "IAM.DetachUserPolicy": 1,
 				"IAM.DeletePolicy": 1, "IAM.DeleteUser": 1, "IAM.GetPolicy": 1,
+				// the bucket is marked released: a recreated parent adopts it only on purpose
+				"S3.HeadBucket": 1, "S3.GetBucketTagging": 1, "S3.PutBucketTagging": 1,
 			},
-			again: map[string]int{"IAM.GetUser": 1, "STS.GetCallerIdentity": 1, "IAM.DeletePolicy": 1, "IAM.GetPolicy": 1},
+			again: map[string]int{"IAM.GetUser": 1, "STS.GetCallerIdentity": 1, "IAM.GetPolicy": 1, "S3.HeadBucket": 1, "S3.GetBucketTagging": 1},
 		},
 		"delete removes everything, every version and delete marker too": {
 			policy: v1beta1.DeletionPolicyDelete,
@@ -511,9 +515,9 @@ func TestFinalize(t *testing.T) {
 			calls: map[string]int{
 				"IAM.GetUser": 2, "IAM.ListAccessKeys": 1, "IAM.DeleteAccessKey": 1, "IAM.DetachUserPolicy": 1,
 				"IAM.DeletePolicy": 1, "IAM.DeleteUser": 1, "IAM.GetPolicy": 1,
-				"S3.HeadBucket": 2, "S3.ListObjectVersions": 4, "S3.DeleteObjects": 3, "S3.DeleteBucket": 1,
+				"S3.HeadBucket": 2, "S3.GetBucketTagging": 1, "S3.ListObjectVersions": 4, "S3.DeleteObjects": 3, "S3.DeleteBucket": 1,
 			},
-			again: map[string]int{"IAM.GetUser": 1, "STS.GetCallerIdentity": 1, "IAM.DeletePolicy": 1, "IAM.GetPolicy": 1, "S3.HeadBucket": 1},
+			again: map[string]int{"IAM.GetUser": 1, "STS.GetCallerIdentity": 1, "IAM.GetPolicy": 1, "S3.HeadBucket": 1},
 		},
 	}
 	for name, tc := range tests {
@@ -586,7 +590,9 @@ func TestABigBucketIsEmptiedOverSeveralFinalizes(t *testing.T) {
 	}
 }
 
-func TestARecreatedParentAdoptsItsRetainedBucket(t *testing.T) {
+// A recreated parent (a new UID) is refused the bucket its predecessor retained, with a status
+// naming the annotation to add; with the annotation it adopts the bucket, history and all.
+func TestARecreatedParentAdoptsItsRetainedBucketOnlyOnPurpose(t *testing.T) {
 	e := newEmulator(t)
 	p, calls := e.provider(t)
 	in := instance(t)
@@ -598,10 +604,25 @@ func TestARecreatedParentAdoptsItsRetainedBucket(t *testing.T) {
 	if _, err := p.Finalize(ctx, in, v1beta1.DeletionPolicyRetain); err != nil {
 		t.Fatal(err)
 	}
+	retained := e.stateOf(t, in)
 	calls.take()
 
 	again := in
 	again.UID, again.HeldAccessKeyID = in.UID+"-again", ""
+	_, err := p.Ensure(ctx, again)
+	var e2 *external.Error
+	if !errors.As(err, &e2) || e2.NotOurs != external.OwnedByAnotherInstance || e2.Retryable ||
+		!strings.Contains(err.Error(), "adopt-from-uid="+in.UID) {
+		t.Fatalf("Ensure without the annotation: %v, want a non-retryable OwnedByAnotherInstance naming the annotation", err)
+	}
+	if diff := cmp.Diff(map[string]int{"S3.HeadBucket": 1, "S3.GetBucketTagging": 1}, calls.take()); diff != "" {
+		t.Errorf("refused Ensure calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(retained, e.stateOf(t, in)); diff != "" {
+		t.Errorf("a refused Ensure changed the retained bucket (-want +got):\n%s", diff)
+	}
+
+	again.AdoptFromUID = in.UID
 	access, err := p.Ensure(ctx, again)
 	if err != nil {
 		t.Fatal(err)
@@ -621,6 +642,46 @@ func TestARecreatedParentAdoptsItsRetainedBucket(t *testing.T) {
 	}
 	if access.SecretAccessKey == "" {
 		t.Errorf("the new incarnation got no key")
+	}
+}
+
+// A bucket, user and policy of another instance under the same names (a collision, or a
+// status pointing elsewhere) are never changed: not by Ensure, not by Finalize under either
+// policy, and Finalize is not held up by them.
+func TestAnotherInstancesResourcesAreLeftAlone(t *testing.T) {
+	for _, policy := range []v1beta1.DeletionPolicy{v1beta1.DeletionPolicyRetain, v1beta1.DeletionPolicyDelete} {
+		t.Run(string(policy), func(t *testing.T) {
+			e := newEmulator(t)
+			p, _ := e.provider(t)
+			victim := instance(t)
+			ctx := context.Background()
+			access, err := p.Ensure(ctx, victim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			victim.HeldAccessKeyID = access.AccessKeyID
+			e.writeHistory(t, victim, "data.txt")
+			before := e.stateOf(t, victim)
+			keys := e.keysOf(t, victim)
+
+			attacker := victim
+			attacker.UID, attacker.HeldAccessKeyID = "uid-attacker", ""
+			_, err = p.Ensure(ctx, attacker)
+			var e2 *external.Error
+			if !errors.As(err, &e2) || e2.NotOurs != external.OwnedByAnotherInstance || strings.Contains(err.Error(), victim.UID) {
+				t.Fatalf("attacker's Ensure: %v, want OwnedByAnotherInstance without the victim's UID", err)
+			}
+			left, err := p.Finalize(ctx, attacker, policy)
+			if !external.LeftAlone(err) || len(left) != 0 {
+				t.Fatalf("attacker's Finalize: left %v, %v; want nothing left and only resources left alone", left, err)
+			}
+			if diff := cmp.Diff(before, e.stateOf(t, victim)); diff != "" {
+				t.Errorf("the victim's bucket and user changed (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(keys, e.keysOf(t, victim)); diff != "" {
+				t.Errorf("the victim's access keys changed (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -746,5 +807,119 @@ func TestATenantsPolicyNamesOnlyItsOwnBucket(t *testing.T) {
 		if n := awssdk.ToInt32(got.Policy.AttachmentCount); n != 1 {
 			t.Errorf("tenant %s's policy is attached %d times, want once (to its user)", in.Namespace, n)
 		}
+	}
+}
+
+// s3OwnerCheck stands in front of kumo for the one thing kumo does not do: AWS answers an S3
+// request whose x-amz-expected-bucket-owner is not the bucket's account with 403. IAM and STS
+// requests (POSTs to "/") pass untouched. It also counts S3 requests sent without the header.
+type s3OwnerCheck struct {
+	account string
+	mu      sync.Mutex
+	missing []string
+}
+
+func (c *s3OwnerCheck) wrap(t *testing.T, target string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// CreateBucket (a PUT of the bucket alone) has no such header: it makes the bucket in the
+		// caller's own account, and answers BucketAlreadyExists for another account's.
+		createBucket := r.Method == http.MethodPut && r.URL.RawQuery == "" && strings.Count(strings.Trim(r.URL.Path, "/"), "/") == 0
+		if r.URL.Path != "/" && !createBucket {
+			got := r.Header.Get("X-Amz-Expected-Bucket-Owner")
+			if got == "" {
+				c.mu.Lock()
+				c.missing = append(c.missing, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+				c.mu.Unlock()
+			} else if got != c.account {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, target+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header.Clone()
+		req.ContentLength = r.ContentLength
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(res.StatusCode)
+		io.Copy(w, res.Body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// Every S3 call names the account the bucket must be in, so a bucket of the instance's name in
+// another account is never read, tagged, emptied or deleted: it is refused as
+// OwnedByAnotherAccount.
+func TestS3CallsExpectTheHooksOwnAccount(t *testing.T) {
+	e := newEmulator(t)
+	ctx := context.Background()
+	out, err := e.admin.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := &s3OwnerCheck{account: awssdk.ToString(out.Account)}
+	endpoint := check.wrap(t, e.cfg.Endpoint)
+
+	// Learned from STS: the whole life of an instance, and every S3 request carries the header.
+	cfg := e.cfg
+	cfg.Endpoint = endpoint
+	p, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := instance(t)
+	if _, err := p.Ensure(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	e.writeHistory(t, in, "x.txt")
+	if _, err := p.Ensure(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []v1beta1.DeletionPolicy{v1beta1.DeletionPolicyRetain, v1beta1.DeletionPolicyDelete} {
+		if _, err := p.Finalize(ctx, in, policy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(check.missing) > 0 {
+		t.Errorf("S3 requests sent without ExpectedBucketOwner: %v", check.missing)
+	}
+
+	// A bucket of the name that exists, seen by a hook of another account (--aws-account-id).
+	victim := instance(t)
+	owner, _ := e.provider(t)
+	if _, err := owner.Ensure(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	e.writeHistory(t, victim, "theirs.txt")
+	before := e.stateOf(t, victim)
+	cfg.AccountID = "999999999999"
+	other, err := New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	intruder := victim
+	intruder.UID = "uid-intruder"
+	_, err = other.Ensure(ctx, intruder)
+	var e2 *external.Error
+	if !errors.As(err, &e2) || e2.NotOurs != external.OwnedByAnotherAccount || e2.Retryable {
+		t.Fatalf("Ensure in another account: %v, want a non-retryable OwnedByAnotherAccount", err)
+	}
+	if _, err := other.Finalize(ctx, intruder, v1beta1.DeletionPolicyDelete); !external.LeftAlone(err) {
+		t.Fatalf("Finalize in another account: %v, want the bucket left alone", err)
+	}
+	after := e.stateOf(t, victim)
+	// The IAM user is per account in AWS; kumo has one account, so only the bucket is compared.
+	before.User, before.Path, before.Keys, before.Policy, before.Attach = false, "", 0, false, 0
+	after.User, after.Path, after.Keys, after.Policy, after.Attach = false, "", 0, false, 0
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("the other account's bucket changed (-want +got):\n%s", diff)
 	}
 }

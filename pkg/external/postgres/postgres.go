@@ -103,62 +103,102 @@ func (p *Provider) Close() {
 }
 
 // Ensure makes the instance's role able to log in with the derived password and makes its
-// database exist, owned by the role and closed to other roles. It sets the password every time:
-// a role that a Retain finalize left without login, or one whose password was changed by hand,
-// works again. It returns the DATABASE_URL for the apps.
+// database exist, owned by the role and closed to other roles. Both carry the instance's owner
+// mark (a comment on the role and on the database); a role or a database of the instance's names
+// that is not the instance's (another UID, or no mark) is refused before anything is changed. It
+// sets the password every time: a role that a Retain finalize left without login, or one whose
+// password was changed by hand, works again. It returns the DATABASE_URL for the apps.
 func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, error) {
 	role, db := in.Names.DatabaseRole, in.Names.Database
 	if in.DatabasePassword == "" {
 		return "", external.Failed(system, fmt.Sprintf("ensuring role %q", role), false, errors.New("no database password was derived"))
 	}
+	mine := external.Mark{UID: in.UID}
+	password := quoteLiteral(scramVerifier(role, in.DatabasePassword))
 
 	var (
-		roleExists    bool
-		owner         *string
-		publicConnect *bool
+		st      state
+		created bool
 	)
-	err := p.scan(ctx, in, fmt.Sprintf("looking up role %q and database %q", role, db),
-		[]any{&roleExists, &owner, &publicConnect}, queryState, role, db)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if st, err = p.state(ctx, in); err != nil {
+			return "", err
+		}
+		if st.roleExists {
+			break
+		}
+		// The role and its mark in one simple-protocol query: one implicit transaction, so no
+		// role of this name ever exists without its owner.
+		err = p.exec(ctx, in, fmt.Sprintf("creating role %q", role),
+			"CREATE ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password+"; COMMENT ON ROLE "+ident(role)+" IS "+quoteLiteral(mine.Text()))
+		switch {
+		case err == nil:
+			st.roleExists, st.roleMark, st.roleMarked, created = true, mine, true, true
+		case isCode(err, duplicateObject, uniqueViolation) && attempt == 0:
+			continue // another Ensure created it a moment ago: read its mark
+		default:
+			return "", err
+		}
+		break
+	}
+
+	claim, err := in.Claim(system, "role", role, st.roleMark, st.roleMarked, false)
 	if err != nil {
 		return "", err
 	}
-
-	password := quoteLiteral(scramVerifier(role, in.DatabasePassword))
-	if !roleExists {
-		err := p.exec(ctx, in, fmt.Sprintf("creating role %q", role),
-			"CREATE ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password)
-		switch {
-		case isCode(err, duplicateObject, uniqueViolation):
-			roleExists = true // another Ensure created it a moment ago: set the password below
-		case err != nil:
+	if claim == external.Remark {
+		if err := p.mark(ctx, in, "ROLE", role, mine); err != nil {
 			return "", err
 		}
 	}
-	if roleExists {
+	if !created {
 		if err := p.exec(ctx, in, fmt.Sprintf("setting the login and password of role %q", role),
 			"ALTER ROLE "+ident(role)+" WITH LOGIN PASSWORD "+password); err != nil {
 			return "", err
 		}
 	}
 
-	switch {
-	case owner == nil:
+	if st.dbOwner == nil {
 		// CREATE DATABASE has no IF NOT EXISTS and cannot run in a transaction: the lookup above
-		// and duplicate_database cover a concurrent Ensure.
+		// and duplicate_database cover a concurrent Ensure. A crash before the comment leaves a
+		// database owned by the instance's role, which the claim below accepts as ours.
 		err := p.exec(ctx, in, fmt.Sprintf("creating database %q", db),
 			"CREATE DATABASE "+ident(db)+" OWNER "+ident(role))
-		if err != nil && !isCode(err, duplicateDatabase, uniqueViolation) {
+		switch {
+		case err == nil:
+			if err := p.mark(ctx, in, "DATABASE", db, mine); err != nil {
+				return "", err
+			}
+			st.dbMark, st.dbMarked, st.dbOwner, st.publicConnect = mine, true, &role, new(true) // a new database lets PUBLIC connect
+		case isCode(err, duplicateDatabase, uniqueViolation):
+			if st, err = p.state(ctx, in); err != nil {
+				return "", err
+			}
+			if st.dbOwner == nil {
+				return "", external.Failed(system, fmt.Sprintf("creating database %q", db), true, errors.New("it was created and dropped meanwhile"))
+			}
+		default:
 			return "", err
 		}
-		publicConnect = new(true) // a new database lets PUBLIC connect
-	case *owner != role:
+	}
+	claim, err = in.Claim(system, "database", db, st.dbMark, st.dbMarked, *st.dbOwner == role)
+	if err != nil {
+		return "", err
+	}
+	if claim == external.Remark {
+		if err := p.mark(ctx, in, "DATABASE", db, mine); err != nil {
+			return "", err
+		}
+	}
+	if *st.dbOwner != role {
 		if err := p.exec(ctx, in, fmt.Sprintf("giving database %q to role %q", db, role),
 			"ALTER DATABASE "+ident(db)+" OWNER TO "+ident(role)); err != nil {
 			return "", err
 		}
 	}
 	// Every tenant shares the server, and PUBLIC may connect to a new database by default.
-	if publicConnect != nil && *publicConnect {
+	if st.publicConnect != nil && *st.publicConnect {
 		if err := p.exec(ctx, in, fmt.Sprintf("closing database %q to other roles", db),
 			"REVOKE ALL ON DATABASE "+ident(db)+" FROM PUBLIC"); err != nil {
 			return "", err
@@ -167,27 +207,107 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 	return p.databaseURL(in), nil
 }
 
+// state is what the server holds under the instance's names.
+type state struct {
+	roleExists    bool
+	roleMark      external.Mark
+	roleMarked    bool
+	dbOwner       *string // nil: no database
+	dbMark        external.Mark
+	dbMarked      bool
+	publicConnect *bool
+}
+
+func (p *Provider) state(ctx context.Context, in external.Instance) (state, error) {
+	role, db := in.Names.DatabaseRole, in.Names.Database
+	var (
+		st               state
+		roleNote, dbNote *string
+	)
+	err := p.scan(ctx, in, fmt.Sprintf("looking up role %q and database %q", role, db),
+		[]any{&st.roleExists, &roleNote, &st.dbOwner, &dbNote, &st.publicConnect}, queryState, role, db)
+	if err != nil {
+		return state{}, err
+	}
+	if roleNote != nil {
+		st.roleMark, st.roleMarked = external.ParseMarkText(*roleNote)
+	}
+	if dbNote != nil {
+		st.dbMark, st.dbMarked = external.ParseMarkText(*dbNote)
+	}
+	return st, nil
+}
+
+// mark writes the owner mark on a role or a database (kind "ROLE" or "DATABASE").
+func (p *Provider) mark(ctx context.Context, in external.Instance, kind, name string, m external.Mark) error {
+	return p.exec(ctx, in, fmt.Sprintf("marking %s %q as %s's", strings.ToLower(kind), name, in),
+		"COMMENT ON "+kind+" "+ident(name)+" IS "+quoteLiteral(m.Text()))
+}
+
 // Finalize revokes the role's login and ends its sessions (and, under Delete, those on its
-// database), then drops the database and the role under Delete. It returns, in words for the
-// status, what it has not yet seen gone; nothing left means done.
+// database), then drops the database and the role under Delete; under Retain it marks both as
+// released (retained), so that a recreated parent may adopt them on purpose. A role or database
+// that is not the instance's is left alone: not changed, not waited for, and reported through a
+// *external.Error with NotOurs set, next to what is left. It returns, in words for the status,
+// what it has not yet seen gone; nothing left means done.
 func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1beta1.DeletionPolicy) ([]string, error) {
 	role, db := in.Names.DatabaseRole, in.Names.Database
 	del := policy == v1beta1.DeletionPolicyDelete
 
-	// Login goes first: an app whose session ends below cannot come back before the drop.
-	err := p.exec(ctx, in, fmt.Sprintf("revoking the login of role %q", role), "ALTER ROLE "+ident(role)+" NOLOGIN")
-	if err != nil && !isCode(err, undefinedObject) {
+	st, err := p.state(ctx, in)
+	if err != nil {
 		return nil, err
 	}
-	if err := p.exec(ctx, in, fmt.Sprintf("ending the sessions of role %q", role), terminateSessions, role, sessionsDB(del, db)); err != nil {
-		return nil, err
+	var alone []error
+	ourRole := st.roleExists
+	if st.roleExists {
+		if _, err := in.Claim(system, "role", role, st.roleMark, st.roleMarked, false); err != nil {
+			ourRole, alone = false, append(alone, err)
+		}
 	}
-	if del {
-		if err := p.exec(ctx, in, fmt.Sprintf("dropping database %q", db), "DROP DATABASE IF EXISTS "+ident(db)); err != nil {
+	ourDB := st.dbOwner != nil
+	if st.dbOwner != nil {
+		if _, err := in.Claim(system, "database", db, st.dbMark, st.dbMarked, ourRole && *st.dbOwner == role); err != nil {
+			ourDB, alone = false, append(alone, err)
+		}
+	}
+	released := external.Mark{UID: in.UID, Retained: true}
+
+	if ourRole {
+		// Login goes first: an app whose session ends below cannot come back before the drop.
+		err := p.exec(ctx, in, fmt.Sprintf("revoking the login of role %q", role), "ALTER ROLE "+ident(role)+" NOLOGIN")
+		if err != nil && !isCode(err, undefinedObject) {
 			return nil, err
 		}
-		if err := p.exec(ctx, in, fmt.Sprintf("dropping role %q", role), "DROP ROLE IF EXISTS "+ident(role)); err != nil {
+	}
+	if ourRole || (del && ourDB) {
+		if err := p.exec(ctx, in, fmt.Sprintf("ending the sessions of role %q", role), terminateSessions,
+			ifOurs(ourRole, role), ifOurs(del && ourDB, db)); err != nil {
 			return nil, err
+		}
+	}
+	switch {
+	case del:
+		if ourDB {
+			if err := p.exec(ctx, in, fmt.Sprintf("dropping database %q", db), "DROP DATABASE IF EXISTS "+ident(db)); err != nil {
+				return nil, err
+			}
+		}
+		if ourRole {
+			if err := p.exec(ctx, in, fmt.Sprintf("dropping role %q", role), "DROP ROLE IF EXISTS "+ident(role)); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		if ourRole && st.roleMark != released {
+			if err := p.mark(ctx, in, "ROLE", role, released); err != nil && !isCode(err, undefinedObject) {
+				return nil, err
+			}
+		}
+		if ourDB && st.dbMark != released {
+			if err := p.mark(ctx, in, "DATABASE", db, released); err != nil && !isCode(err, undefinedObject) {
+				return nil, err
+			}
 		}
 	}
 
@@ -196,36 +316,41 @@ func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1
 		sessions                       int
 	)
 	err = p.scan(ctx, in, fmt.Sprintf("checking role %q and database %q", role, db),
-		[]any{&roleExists, &canLogin, &dbExists, &sessions}, queryLeft, role, db, sessionsDB(del, db))
+		[]any{&roleExists, &canLogin, &dbExists, &sessions}, queryLeft, role, db, ifOurs(ourRole, role), ifOurs(del && ourDB, db))
 	if err != nil {
 		return nil, err
 	}
 	var left []string
-	if del && dbExists {
+	if del && ourDB && dbExists {
 		left = append(left, fmt.Sprintf("PostgreSQL database %q still exists", db))
 	}
-	if del && roleExists {
+	if del && ourRole && roleExists {
 		left = append(left, fmt.Sprintf("PostgreSQL role %q still exists", role))
 	}
-	if canLogin {
+	if ourRole && canLogin {
 		left = append(left, fmt.Sprintf("PostgreSQL role %q can still log in", role))
 	}
 	if sessions > 0 {
 		left = append(left, fmt.Sprintf("PostgreSQL role %q still has %d sessions", role, sessions))
 	}
-	return left, nil
+	return left, errors.Join(alone...)
 }
 
 const (
-	// One round trip tells whether the role exists, who owns the database and whether PUBLIC may
-	// connect to it (the last two NULL when there is no database).
-	queryState = `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), d.owner, d.public_connect
+	// One round trip tells whether the role exists and its comment, who owns the database, its
+	// comment and whether PUBLIC may connect to it (the last three NULL when there is no
+	// database).
+	queryState = `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+	(SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1),
+	d.owner, d.note, d.public_connect
 FROM (SELECT 1) AS one LEFT JOIN (
-	SELECT pg_get_userbyid(datdba) AS owner, has_database_privilege('public', oid, 'CONNECT') AS public_connect
+	SELECT pg_get_userbyid(datdba) AS owner, shobj_description(oid, 'pg_database') AS note,
+		has_database_privilege('public', oid, 'CONNECT') AS public_connect
 	FROM pg_database WHERE datname = $2) AS d ON true`
 
-	// $2 is NULL under Retain: only the role's own sessions end, other roles may still read the
-	// retained database. The timeout makes each call wait until the backend is gone.
+	// $1 is NULL when the role is not the instance's, $2 under Retain or when the database is not
+	// the instance's: only the sessions of what is the instance's end. The timeout makes each
+	// call wait until the backend is gone.
 	terminateSessions = `SELECT pg_terminate_backend(pid, 1000) FROM pg_stat_activity
 WHERE (usename = $1 OR datname = $2) AND pid <> pg_backend_pid()`
 
@@ -233,12 +358,13 @@ WHERE (usename = $1 OR datname = $2) AND pid <> pg_backend_pid()`
 	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
 	EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1 AND rolcanlogin),
 	EXISTS (SELECT 1 FROM pg_database WHERE datname = $2),
-	(SELECT count(*) FROM pg_stat_activity WHERE (usename = $1 OR datname = $3) AND pid <> pg_backend_pid())`
+	(SELECT count(*) FROM pg_stat_activity WHERE (usename = $3 OR datname = $4) AND pid <> pg_backend_pid())`
 )
 
-func sessionsDB(del bool, db string) *string {
-	if del {
-		return &db
+// ifOurs is name when it is the instance's to act on, else NULL, which matches no session.
+func ifOurs(ours bool, name string) *string {
+	if ours {
+		return &name
 	}
 	return nil
 }

@@ -139,7 +139,8 @@ func login(databaseURL string) (*pgx.Conn, error) {
 
 func cleanup(t *testing.T, p *Provider, in external.Instance) {
 	t.Cleanup(func() {
-		if _, err := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete); err != nil {
+		// What another instance took over (adopted) is not this one's to drop any more.
+		if _, err := p.Finalize(context.Background(), in, v1beta1.DeletionPolicyDelete); err != nil && !external.LeftAlone(err) {
 			t.Errorf("cleaning up: %v", err)
 		}
 	})
@@ -157,7 +158,7 @@ func TestEnsureCreatesRoleAndDatabaseAndIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first Ensure: %v", err)
 	}
-	if diff := cmp.Diff(map[string]int{"SELECT EXISTS": 1, "CREATE ROLE": 1, "CREATE DATABASE": 1, "REVOKE ALL": 1}, counting.take()); diff != "" {
+	if diff := cmp.Diff(map[string]int{"SELECT EXISTS": 1, "CREATE ROLE": 1, "CREATE DATABASE": 1, "COMMENT ON": 1, "REVOKE ALL": 1}, counting.take()); diff != "" {
 		t.Errorf("first Ensure calls (-want +got):\n%s", diff)
 	}
 	first := stateOf(t, conn, in)
@@ -225,7 +226,7 @@ func TestEnsureRepairs(t *testing.T) {
 		},
 		"a dropped database is created again": {
 			damage: `DROP DATABASE %[2]s`,
-			calls:  map[string]int{"SELECT EXISTS": 1, "ALTER ROLE": 1, "CREATE DATABASE": 1, "REVOKE ALL": 1},
+			calls:  map[string]int{"SELECT EXISTS": 1, "ALTER ROLE": 1, "CREATE DATABASE": 1, "COMMENT ON": 1, "REVOKE ALL": 1},
 		},
 	}
 	for name, tc := range tests {
@@ -269,19 +270,23 @@ func TestFinalize(t *testing.T) {
 	tests := map[string]struct {
 		policy v1beta1.DeletionPolicy
 		want   func(in external.Instance) serverState
-		calls  map[string]int
+		// calls on the first Finalize and on every later one
+		calls, again map[string]int
 	}{
 		"retain keeps the database and leaves the role without login": {
 			policy: v1beta1.DeletionPolicyRetain,
 			want: func(in external.Instance) serverState {
 				return serverState{RoleExists: true, DatabaseOwner: in.Names.DatabaseRole}
 			},
-			calls: map[string]int{"ALTER ROLE": 1, "SELECT pg_terminate_backend(pid,": 1, "SELECT EXISTS": 1},
+			// the role and the database are marked released: adopted only on purpose
+			calls: map[string]int{"SELECT EXISTS": 2, "ALTER ROLE": 1, "SELECT pg_terminate_backend(pid,": 1, "COMMENT ON": 2},
+			again: map[string]int{"SELECT EXISTS": 2, "ALTER ROLE": 1, "SELECT pg_terminate_backend(pid,": 1},
 		},
 		"delete drops the database and the role": {
 			policy: v1beta1.DeletionPolicyDelete,
 			want:   func(external.Instance) serverState { return serverState{} },
-			calls:  map[string]int{"ALTER ROLE": 1, "SELECT pg_terminate_backend(pid,": 1, "DROP DATABASE": 1, "DROP ROLE": 1, "SELECT EXISTS": 1},
+			calls:  map[string]int{"SELECT EXISTS": 2, "ALTER ROLE": 1, "SELECT pg_terminate_backend(pid,": 1, "DROP DATABASE": 1, "DROP ROLE": 1},
+			again:  map[string]int{"SELECT EXISTS": 2},
 		},
 	}
 	for name, tc := range tests {
@@ -308,7 +313,11 @@ func TestFinalize(t *testing.T) {
 				if diff := cmp.Diff([]string(nil), left); diff != "" {
 					t.Errorf("Finalize #%d left (-want +got):\n%s", i+1, diff)
 				}
-				if diff := cmp.Diff(tc.calls, counting.take()); diff != "" {
+				want := tc.again
+				if i == 0 {
+					want = tc.calls
+				}
+				if diff := cmp.Diff(want, counting.take()); diff != "" {
 					t.Errorf("Finalize #%d calls (-want +got):\n%s", i+1, diff)
 				}
 			}
@@ -328,7 +337,9 @@ func TestFinalize(t *testing.T) {
 	}
 }
 
-func TestARecreatedParentFindsItsRetainedDatabase(t *testing.T) {
+// A recreated parent (a new UID) is refused the role and database its predecessor retained, and
+// changes nothing of them; with the adopt annotation it takes them over, data and all.
+func TestARecreatedParentAdoptsItsRetainedDatabaseOnlyOnPurpose(t *testing.T) {
 	dsn := testenv.Postgres(t)
 	p, _ := newProvider(t, dsn)
 	ctx := context.Background()
@@ -351,7 +362,21 @@ func TestARecreatedParentFindsItsRetainedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	conn := admin(t, dsn)
+	retained := stateOf(t, conn, old)
 	recreated := withUID(old, old.UID+"-again")
+	cleanup(t, p, recreated)
+	_, err = p.Ensure(ctx, recreated)
+	var e *external.Error
+	if !errors.As(err, &e) || e.NotOurs != external.OwnedByAnotherInstance || e.Retryable ||
+		!strings.Contains(err.Error(), "adopt-from-uid="+old.UID) {
+		t.Fatalf("Ensure without the annotation: %v, want a non-retryable OwnedByAnotherInstance naming the annotation", err)
+	}
+	if diff := cmp.Diff(retained, stateOf(t, conn, old)); diff != "" {
+		t.Errorf("a refused Ensure changed the retained role or database (-want +got):\n%s", diff)
+	}
+
+	recreated.AdoptFromUID = old.UID
 	newURL, err := p.Ensure(ctx, recreated)
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,8 @@ import (
 // succeeds; a GET of it fails with a rabbithole.ErrorResponse of status 404.
 type ManagementAPI interface {
 	GetVhost(ctx context.Context, vhost string) (*rabbithole.VhostInfo, error)
-	PutVhost(ctx context.Context, vhost string) error
+	// PutVhost creates the vhost, or sets the description of one that exists.
+	PutVhost(ctx context.Context, vhost, description string) error
 	DeleteVhost(ctx context.Context, vhost string) error
 	GetUser(ctx context.Context, user string) (*rabbithole.UserInfo, error)
 	PutUser(ctx context.Context, user string, settings rabbithole.UserSettings) error
@@ -80,8 +81,8 @@ func (m *Management) GetVhost(ctx context.Context, vhost string) (*rabbithole.Vh
 	return m.client(ctx).GetVhost(vhost)
 }
 
-func (m *Management) PutVhost(ctx context.Context, vhost string) error {
-	return done(m.client(ctx).PutVhost(vhost, rabbithole.VhostSettings{}))
+func (m *Management) PutVhost(ctx context.Context, vhost, description string) error {
+	return done(m.client(ctx).PutVhost(vhost, rabbithole.VhostSettings{Description: description}))
 }
 
 func (m *Management) DeleteVhost(ctx context.Context, vhost string) error {

@@ -125,10 +125,12 @@ func splitCredentials(cfg Config) (endpoint, user, password string, err error) {
 // allPermissions lets the app do anything in its own vhost, and only there.
 var allPermissions = rabbithole.Permissions{Configure: ".*", Write: ".*", Read: ".*"}
 
-// Ensure makes the instance's vhost exist, and its user exist with the derived password, no tags
-// (so no management access) and every permission on that vhost and none elsewhere. The password
-// is set whenever the user is created or found with another one. It returns the AMQP URL for
-// the apps.
+// Ensure makes the instance's vhost exist, and its user exist with the derived password, no tag
+// but its owner mark (so no management access) and every permission on that vhost and none
+// elsewhere. The vhost carries the owner mark in its description, the user as its one tag; a
+// vhost or a user of the instance's names that is not the instance's (another UID, or no mark)
+// is refused before anything is changed. The password is set whenever the user is created or
+// found with another one. It returns the AMQP URL for the apps.
 func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, error) {
 	vhost, user := in.Names.RabbitVhost, in.Names.RabbitUser
 	if err := p.checkNames(in); err != nil {
@@ -137,17 +139,30 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 	if in.RabbitPassword == "" {
 		return "", external.Failed(system, fmt.Sprintf("ensuring user %q", user), false, errors.New("no RabbitMQ password was derived"))
 	}
+	mine := external.Mark{UID: in.UID}
 
-	_, err := call(ctx, p, in, fmt.Sprintf("looking up vhost %q", vhost), func(ctx context.Context) (*rabbithole.VhostInfo, error) {
+	info, err := call(ctx, p, in, fmt.Sprintf("looking up vhost %q", vhost), func(ctx context.Context) (*rabbithole.VhostInfo, error) {
 		return p.api.GetVhost(ctx, vhost)
 	})
-	if notFound(err) {
-		err = p.do(ctx, in, fmt.Sprintf("creating vhost %q", vhost), func(ctx context.Context) error {
-			return p.api.PutVhost(ctx, vhost)
-		})
-	}
-	if err != nil {
+	remark := notFound(err)
+	if err != nil && !remark {
 		return "", err
+	}
+	if !remark {
+		mark, found := external.ParseMarkText(info.Description)
+		claim, err := in.Claim(system, "vhost", vhost, mark, found, false)
+		if err != nil {
+			return "", err
+		}
+		remark = claim == external.Remark
+	}
+	if remark {
+		err := p.do(ctx, in, fmt.Sprintf("marking vhost %q as %s's", vhost, in), func(ctx context.Context) error {
+			return p.api.PutVhost(ctx, vhost, mine.Text())
+		})
+		if err != nil {
+			return "", err
+		}
 	}
 
 	found, err := call(ctx, p, in, fmt.Sprintf("looking up user %q", user), func(ctx context.Context) (*rabbithole.UserInfo, error) {
@@ -157,9 +172,18 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 	if err != nil && !created {
 		return "", err
 	}
-	if created || !hasPassword(found, in.RabbitPassword) || hasTags(found) {
+	if !created {
+		// A user of the instance's name that lost its tag (a person set its tags or password by
+		// hand) is taken back: the names are unique to the namespace and name, and the vhost
+		// was just found to be the instance's. One marked as another's is not.
+		mark, marked := userMark(found)
+		if _, err := in.Claim(system, "user", user, mark, marked, true); err != nil {
+			return "", err
+		}
+	}
+	if created || !hasPassword(found, in.RabbitPassword) || !onlyTag(found, mine.Text()) {
 		err := p.do(ctx, in, fmt.Sprintf("setting the password of user %q", user), func(ctx context.Context) error {
-			settings := rabbithole.UserSettings{Name: user, Password: in.RabbitPassword, Tags: rabbithole.UserTags{}}
+			settings := rabbithole.UserSettings{Name: user, Password: in.RabbitPassword, Tags: rabbithole.UserTags{mine.Text()}}
 			err := p.api.PutUser(ctx, user, settings)
 			if hasStatus(err, http.StatusBadRequest) {
 				// Of two PUTs that create one user at once, RabbitMQ answers the second with 400
@@ -206,7 +230,36 @@ func (p *Provider) Ensure(ctx context.Context, in external.Instance) (string, er
 	return p.amqpURL(in), nil
 }
 
-// Finalize deletes the user, and under the Delete policy the vhost with everything in it. It
+// userMark reads the owner mark among a user's tags.
+func userMark(u *rabbithole.UserInfo) (external.Mark, bool) {
+	for _, t := range u.Tags {
+		if m, ok := external.ParseMarkText(t); ok {
+			return m, true
+		}
+	}
+	return external.Mark{}, false
+}
+
+// onlyTag says the user's one tag is tag: any other (management, administrator) would open the
+// HTTP API to the app. Old servers send tags as one comma-joined string.
+func onlyTag(u *rabbithole.UserInfo, tag string) bool {
+	n := 0
+	for _, t := range u.Tags {
+		switch t {
+		case "":
+		case tag:
+			n++
+		default:
+			return false
+		}
+	}
+	return n == 1
+}
+
+// Finalize deletes the user, and under the Delete policy the vhost with everything in it; under
+// Retain it marks the vhost as released (retained), so that a recreated parent may adopt it on
+// purpose. A user or vhost that is not the instance's is left alone: not changed, not waited
+// for, and reported through a *external.Error with NotOurs set, next to what is left. It
 // returns, in words for the status, what it has not yet seen gone; nothing left means done.
 func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1beta1.DeletionPolicy) ([]string, error) {
 	vhost, user := in.Names.RabbitVhost, in.Names.RabbitUser
@@ -214,33 +267,77 @@ func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1
 		return nil, err
 	}
 	del := policy == v1beta1.DeletionPolicyDelete
+	var alone []error
 
-	err := p.do(ctx, in, fmt.Sprintf("deleting user %q", user), func(ctx context.Context) error {
-		return p.api.DeleteUser(ctx, user)
+	info, err := call(ctx, p, in, fmt.Sprintf("looking up vhost %q", vhost), func(ctx context.Context) (*rabbithole.VhostInfo, error) {
+		return p.api.GetVhost(ctx, vhost)
 	})
-	if err != nil {
+	ourVhost := err == nil
+	if err != nil && !notFound(err) {
 		return nil, err
 	}
-	if del {
-		err := p.do(ctx, in, fmt.Sprintf("deleting vhost %q", vhost), func(ctx context.Context) error {
-			return p.api.DeleteVhost(ctx, vhost)
+	if ourVhost {
+		mark, marked := external.ParseMarkText(info.Description)
+		if _, err := in.Claim(system, "vhost", vhost, mark, marked, false); err != nil {
+			ourVhost, alone = false, append(alone, err)
+		}
+	}
+	found, err := call(ctx, p, in, fmt.Sprintf("looking up user %q", user), func(ctx context.Context) (*rabbithole.UserInfo, error) {
+		return p.api.GetUser(ctx, user)
+	})
+	ourUser := err == nil
+	if err != nil && !notFound(err) {
+		return nil, err
+	}
+	if ourUser {
+		mark, marked := userMark(found)
+		// As in Ensure: a user that lost its tag to a hand edit is the instance's when its vhost is.
+		if _, err := in.Claim(system, "user", user, mark, marked, ourVhost); err != nil {
+			ourUser, alone = false, append(alone, err)
+		}
+	}
+	if ourUser {
+		err := p.do(ctx, in, fmt.Sprintf("deleting user %q", user), func(ctx context.Context) error {
+			return p.api.DeleteUser(ctx, user)
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
 
-	var left []string
-	_, err = call(ctx, p, in, fmt.Sprintf("checking user %q", user), func(ctx context.Context) (*rabbithole.UserInfo, error) {
-		return p.api.GetUser(ctx, user)
-	})
 	switch {
-	case err == nil:
-		left = append(left, fmt.Sprintf("RabbitMQ user %q still exists", user))
-	case !notFound(err):
-		return nil, err
+	case ourVhost && del:
+		err := p.do(ctx, in, fmt.Sprintf("deleting vhost %q", vhost), func(ctx context.Context) error {
+			return p.api.DeleteVhost(ctx, vhost)
+		})
+		if err != nil {
+			return nil, err
+		}
+	case ourVhost:
+		released := external.Mark{UID: in.UID, Retained: true}
+		if info.Description != released.Text() {
+			err := p.do(ctx, in, fmt.Sprintf("marking vhost %q as released by %s", vhost, in), func(ctx context.Context) error {
+				return p.api.PutVhost(ctx, vhost, released.Text())
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
 	}
-	if del {
+
+	var left []string
+	if ourUser {
+		_, err = call(ctx, p, in, fmt.Sprintf("checking user %q", user), func(ctx context.Context) (*rabbithole.UserInfo, error) {
+			return p.api.GetUser(ctx, user)
+		})
+		switch {
+		case err == nil:
+			left = append(left, fmt.Sprintf("RabbitMQ user %q still exists", user))
+		case !notFound(err):
+			return nil, err
+		}
+	}
+	if ourVhost && del {
 		_, err := call(ctx, p, in, fmt.Sprintf("checking vhost %q", vhost), func(ctx context.Context) (*rabbithole.VhostInfo, error) {
 			return p.api.GetVhost(ctx, vhost)
 		})
@@ -251,7 +348,7 @@ func (p *Provider) Finalize(ctx context.Context, in external.Instance, policy v1
 			return nil, err
 		}
 	}
-	return left, nil
+	return left, errors.Join(alone...)
 }
 
 // amqpURL is what the apps use; the vhost is one path segment, escaped.
@@ -308,17 +405,6 @@ func hasPassword(u *rabbithole.UserInfo, password string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare(raw[4:], sum) == 1
-}
-
-// hasTags reports any tag: a tag such as management or administrator would open the HTTP API to
-// the app. Old servers send tags as one comma-joined string, so "" comes back as [""].
-func hasTags(u *rabbithole.UserInfo) bool {
-	for _, t := range u.Tags {
-		if t != "" {
-			return true
-		}
-	}
-	return false
 }
 
 // call runs one call with its own deadline and classifies its failure.

@@ -294,3 +294,9 @@ const (
 	// generation; its observedGeneration tells the hook when the spec changed since.
 	ConditionExternal = "ExternalResourcesReady"
 )
+
+// AnnotationAdoptFromUID, on a SummonPlatform, names the UID of a deleted one whose data outside
+// the cluster (kept by deletionPolicy Retain) this one takes over: its bucket, vhost and database
+// are marked as this one's on the next sync. Without it a recreated SummonPlatform (a new UID)
+// is refused that data, so retained data changes hands only on purpose. See docs/security.md.
+const AnnotationAdoptFromUID = "summon.forklift.dev/adopt-from-uid"
