@@ -160,30 +160,31 @@ func FuzzToObjectIsTheConverters(f *testing.F) {
 type oddShapes struct {
 	Inlined         `json:",inline"`
 	*InlinedPointer `json:",inline"`
-	Name            string            `json:"name"`
-	Clash           string            `json:"clash,omitempty"`
-	Later           *string           `json:"clash2"`
-	NoTag           int16             //nolint:unused // read by the converter, by reflection
-	unexported      string            //nolint:unused
-	Skipped         string            `json:"-"`
-	Zero            struct{ A int }   `json:"zero,omitzero"`
-	ZeroTime        metav1.Time       `json:"zeroTime,omitzero"`
-	Any             any               `json:"any"`
-	Anys            []any             `json:"anys"`
-	Bytes           []byte            `json:"bytes"`
-	EmptyBytes      []byte            `json:"emptyBytes"`
-	ByteMap         map[string][]byte `json:"byteMap"`
-	Float           float32           `json:"float"`
-	Unsigned        uint64            `json:"unsigned"`
-	EmptyDir        *struct{}         `json:"emptyDir"`
-	Nested          map[string]nested `json:"nested"`
-	Pointers        []*nested         `json:"pointers"`
-	Lists           [][]string        `json:"lists"`
-	Status          nested            `json:"status"`
-	Port            intstr.IntOrString
-	Quantity        *resource.Quantity `json:"quantity,omitempty"`
-	Raw             runtime.RawExtension
-	Times           []metav1.Time `json:"times"`
+	Name            string  `json:"name"`
+	Clash           string  `json:"clash,omitempty"`
+	Later           *string `json:"clash2"`
+	NoTag           int16
+	//lint:ignore U1000 the converter reads unexported fields too, by reflection
+	unexported string
+	Skipped    string            `json:"-"`
+	Zero       struct{ A int }   `json:"zero,omitzero"`
+	ZeroTime   metav1.Time       `json:"zeroTime,omitzero"`
+	Any        any               `json:"any"`
+	Anys       []any             `json:"anys"`
+	Bytes      []byte            `json:"bytes"`
+	EmptyBytes []byte            `json:"emptyBytes"`
+	ByteMap    map[string][]byte `json:"byteMap"`
+	Float      float32           `json:"float"`
+	Unsigned   uint64            `json:"unsigned"`
+	EmptyDir   *struct{}         `json:"emptyDir"`
+	Nested     map[string]nested `json:"nested"`
+	Pointers   []*nested         `json:"pointers"`
+	Lists      [][]string        `json:"lists"`
+	Status     nested            `json:"status"`
+	Port       intstr.IntOrString
+	Quantity   *resource.Quantity `json:"quantity,omitempty"`
+	Raw        runtime.RawExtension
+	Times      []metav1.Time `json:"times"`
 }
 
 // Inlined writes its keys into the object that embeds it.
@@ -220,7 +221,7 @@ func TestToObjectIsTheConvertersForEveryShape(t *testing.T) {
 		"nested statuses stay":               &oddShapes{Status: nested{Status: "kept? no: the top one goes"}, Nested: map[string]nested{"x": {Status: "stays", Inner: &nested{Status: "stays", Count: &n}}}},
 		"lists keep their empty items":       &oddShapes{Pointers: []*nested{nil, {}, {Items: []nested{{}}}}, Lists: [][]string{{}, nil, {"a"}}, Anys: []any{nil, map[string]any{}, []any{}, 1, int8(2), "x"}},
 		"interfaces of every kind":           &oddShapes{Any: map[string]any{"a": []any{map[string]any{"b": nil}}, "n": uint8(1), "f": 1.5, "t": metav1.Time{}}},
-		"floats, unsigned, bytes":            &oddShapes{Float: 0.1, Unsigned: math.MaxInt64, Bytes: []byte{1, 2, 3}, EmptyBytes: []byte{}, ByteMap: map[string][]byte{"k": nil}},
+		"floats, unsigned, bytes":            &oddShapes{unexported: "read too", Float: 0.1, Unsigned: math.MaxInt64, Bytes: []byte{1, 2, 3}, EmptyBytes: []byte{}, ByteMap: map[string][]byte{"k": nil}},
 		"an unsigned number beyond int64":    &oddShapes{Unsigned: math.MaxUint64},
 		"an unsigned number in an interface": &oddShapes{Any: uint64(math.MaxUint64)},
 		"a raw extension":                    &oddShapes{Raw: runtime.RawExtension{Raw: []byte(`{"a":{},"b":[{}],"c":null}`)}},
