@@ -1,6 +1,7 @@
 package children
 
 import (
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func TestConfigFileIsSigsYAMLs(t *testing.T) {
 		{"invalid": "\xff\xfe"},
 		{"\xffkey": "v"},
 		{"n": int64(3), "f": 1.5, "b": true, "nil": nil, "m": map[string]any{"a": []any{"x", int64(1)}}, "s": "str"},
-		{"f": 2.0, "big": 1e21, "small": 1e-7, "neg": -0.0},
+		{"f": 2.0, "big": 1e21, "small": 1e-7, "neg": math.Copysign(0, -1)},
 		{"l": []any{}, "m": map[string]any{}},
 	}
 	plain := []any{true, false, nil, int64(0), int64(-1), int64(1) << 62, int64(-1) << 63, int64(9), int64(10)}
