@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,5 +255,33 @@ func TestToObjectAllocatesFarLessThanTheConverter(t *testing.T) {
 	t.Logf("a web Deployment: %.0f allocations, %.0f through the converter", fast, slow)
 	if fast > 0.6*slow {
 		t.Errorf("ToObject allocates %.0f times for a web Deployment, the converter %.0f: more than 60%%", fast, slow)
+	}
+}
+
+// TestToObjectIsTheConvertersFromManyGoroutines converts from several goroutines at once, as the
+// hook does for concurrent calls: the plans are made once and shared, the converters pooled (run
+// with -race).
+func TestToObjectIsTheConvertersFromManyGoroutines(t *testing.T) {
+	var wg sync.WaitGroup
+	failures := make(chan string, 8)
+	for g := range int64(8) {
+		wg.Go(func() {
+			fill := filler(100 + g)
+			for i := range 20 {
+				typed := randomTyped[(int(g)+i)%len(randomTyped)]()
+				fill.Fill(typed)
+				want, _ := ToObjectByConverter(typed)
+				got, _ := ToObject(typed)
+				if !reflect.DeepEqual(got, want) {
+					failures <- fmt.Sprintf("%T: (-converter +ToObject):\n%s", typed, cmp.Diff(want, got))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Error(f)
 	}
 }
