@@ -45,6 +45,9 @@ func (h Handler) Handle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The decoded request copies what it keeps of the body, and the answer is written before this
+	// returns.
+	defer hookhttp.Release(body)
 	tag := h.ETag.Of(body)
 	if tag != "" && c.Request().Header.Get("If-None-Match") == tag {
 		// The very request this hook answered before: the same answer, without decoding it.

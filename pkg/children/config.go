@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"unicode/utf8"
 
+	yamlv2 "go.yaml.in/yaml/v2"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -36,11 +38,44 @@ func MergeSettings(config Settings, generated map[string]string, inputs []map[st
 // ConfigFile renders the settings as the YAML file the app reads, keys sorted so that the same
 // settings always give the same bytes (and the same hash).
 func ConfigFile(s Settings) ([]byte, error) {
+	if plainSettings(s) {
+		// sigs.k8s.io/yaml writes the settings as JSON, parses that with yaml.v2 and writes the
+		// result: a tenth of the core's CPU. Plain settings (the generated ones and the input
+		// Secrets' are strings, spec.config's are mostly strings, booleans and numbers) parse
+		// back as themselves, so yaml.v2 writes them directly to the same bytes
+		// (TestConfigFileIsSigsYAMLs).
+		b, err := yamlv2.Marshal(map[string]any(s))
+		if err != nil {
+			return nil, fmt.Errorf("rendering the app config file: %w", err)
+		}
+		return b, nil
+	}
 	b, err := yaml.Marshal(map[string]any(s))
 	if err != nil {
 		return nil, fmt.Errorf("rendering the app config file: %w", err)
 	}
 	return b, nil
+}
+
+// plainSettings says whether every setting is a string, a boolean, a whole number or null, with
+// every key and string valid UTF-8 (JSON would replace invalid bytes): values that come back from
+// their JSON as themselves.
+func plainSettings(s Settings) bool {
+	for k, v := range s {
+		if !utf8.ValidString(k) {
+			return false
+		}
+		switch x := v.(type) {
+		case string:
+			if !utf8.ValidString(x) {
+				return false
+			}
+		case bool, int64, nil:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // ConfigHash names the content of the config file. It goes into every app pod template, so a

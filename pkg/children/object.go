@@ -24,9 +24,20 @@ var presenceMatters = map[string]bool{"emptyDir": true}
 // nulls, no empty objects or lists. Typed k8s.io/api structs serialise creationTimestamp: null,
 // status: {} and the like; Metacontroller compares desired and observed with reflect.DeepEqual, so
 // each of those would be a write on every sync.
+//
+// The result is ToObjectByConverter's, built without its cost (convert.go); what the fast path
+// does not take goes to ToObjectByConverter itself.
 func ToObject(typed any) (metacontroller.Object, error) {
-	// The unstructured converter follows the json tags without writing JSON text: the same
-	// object as a JSON round trip, at a fraction of the cost.
+	if obj, err := fastObject(typed); err == nil {
+		return obj, nil
+	}
+	return ToObjectByConverter(typed)
+}
+
+// ToObjectByConverter is ToObject's definition: the unstructured converter, which follows the
+// json tags without writing JSON text (the same object as a JSON round trip), then the status and
+// every null and empty object or list taken out. ToObject must give exactly this; it is slower.
+func ToObjectByConverter(typed any) (metacontroller.Object, error) {
 	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(typed)
 	if err != nil {
 		return nil, fmt.Errorf("encoding child: %w", err)

@@ -20,12 +20,16 @@ type desired struct {
 	names   map[childRef]bool
 }
 
+// toObject converts a built child to its map: children.ToObject, which a test checks against the
+// unstructured converter on every child the goldens build.
+var toObject = children.ToObject
+
 // add appends a built child; a nil one (a PDB or HPA the spec doesn't need) is skipped.
 func (d *desired) add(typed any) {
 	if v := reflect.ValueOf(typed); v.Kind() == reflect.Pointer && v.IsNil() {
 		return
 	}
-	obj, err := children.ToObject(typed)
+	obj, err := toObject(typed)
 	if err != nil {
 		// Typed k8s.io/api objects always encode; reaching this is a bug in a builder.
 		panic(fmt.Sprintf("building a child: %v", err))

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hookhttp
+
+const raceEnabled = false
