@@ -39,6 +39,9 @@ type MigrationJob struct {
 	State   JobState
 	// Reason says why a failed Job failed, in the Job's own words.
 	Reason string
+	// UID is the Job object's uid: a Job kept as the record of an earlier migration is known by
+	// it, so that a new Job of the same name is never taken for the old one.
+	UID string
 }
 
 // MigrationInput is what the gate needs to know about one instance.
@@ -59,6 +62,12 @@ type MigrationInput struct {
 	Running map[string]string
 	// Components are every app component the instance runs.
 	Components []string
+	// Records are the uids of the succeeded migration Jobs kept as the record of earlier
+	// migrations (status.migrations). Such a Job is never the spec's version's success: it is
+	// evidence of a migration that ran against an older database.
+	Records []string
+	// Backup is the backup the migration waits for; nil (or Policy Off) takes none.
+	Backup *BackupInput
 }
 
 // Stage is where the migration of the spec's version stands.
@@ -73,6 +82,9 @@ const (
 	StageMigrated
 	// StageFailed: the spec's version failed to migrate; nothing moves until the user acts.
 	StageFailed
+	// StageBackingUp: the backup before the migration runs; the migration starts once it has
+	// completed.
+	StageBackingUp
 )
 
 // MigrationDecision is what the gate allows.
@@ -90,6 +102,8 @@ type MigrationDecision struct {
 	Targets map[string]string
 	// Message says, in words for the user, what the migration waits for or why it failed.
 	Message string
+	// Backup is what happens to the backup before the migration.
+	Backup BackupDecision
 }
 
 // MigrationGate decides which version each workload may run and what happens to migration Jobs.
@@ -104,10 +118,26 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 	d := MigrationDecision{MigratedVersion: in.MigratedVersion}
 	current, other := splitJobs(in)
 
+	var waitFor []string
 	for _, j := range other {
 		if j.State == JobActive {
 			d.KeepJobs = append(d.KeepJobs, j.Name)
+			waitFor = append(waitFor, j.Name)
+		} else if j.State == JobSucceeded && slices.Contains(in.Records, j.UID) && j.UID != "" {
+			// The record of an earlier migration: kept for its logs, never a success of this one.
+			d.KeepJobs = append(d.KeepJobs, j.Name)
 		}
+	}
+	if current != nil && current.UID != "" && slices.Contains(in.Records, current.UID) {
+		// The Job of the spec's version and attempt is the record of an earlier migration of the
+		// same version (a way back to it): the database has moved on since, so it migrates again.
+		// Jobs are immutable, so the old Job goes first and a fresh one of the same name follows.
+		d.Stage = StageMigrating
+		d.Message = fmt.Sprintf("removing the record of an earlier migration of version %s (Job %s) before migrating it again",
+			in.Version, current.Name)
+		slices.Sort(d.KeepJobs)
+		d.Targets = targets(in, d)
+		return d
 	}
 
 	switch {
@@ -128,14 +158,17 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 	case in.Waiting != "":
 		d.Stage = StagePreparing
 		d.Message = "waiting for " + in.Waiting + " before migrating"
-	case len(d.KeepJobs) > 0:
+	case len(waitFor) > 0:
 		d.Stage = StageMigrating
 		d.Message = fmt.Sprintf("waiting for the earlier migration Job %s to finish before migrating version %s",
-			strings.Join(d.KeepJobs, ", "), in.Version)
+			strings.Join(waitFor, ", "), in.Version)
 	default:
-		d.Stage = StageMigrating
-		d.CreateJob = true
-		d.Message = fmt.Sprintf("starting the migrations of version %s", in.Version)
+		backupFirst(in, &d)
+	}
+	if current != nil && in.Backup != nil && in.Backup.Current != nil {
+		// The backup of a migration that runs (or ran) stays until the migration is decided: it
+		// is the copy to go back to.
+		d.Backup.Keep = true
 	}
 	slices.Sort(d.KeepJobs)
 	d.Targets = targets(in, d)
