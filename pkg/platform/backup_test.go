@@ -2,6 +2,7 @@ package platform
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +230,56 @@ func TestMigrationRecordsAreKeptAndNeverCountAgain(t *testing.T) {
 	}
 	if st := c.Parent.Status; st.MigratedVersion != "v4" {
 		t.Fatalf("v2 migrated before its fresh Job ran: %s", st.MigratedVersion)
+	}
+}
+
+func TestRestoreJobRefusesWhatCantBeRestored(t *testing.T) {
+	sp := onShared("car1-qa", nil)
+	ok := v1beta1.BackupRecord{Name: "b1", Version: v2, FromVersion: v1, Phase: v1beta1.BackupPhaseCompleted, Location: "s3://bucket/backups/" + v2 + "/a0/"}
+	tests := map[string]struct {
+		rec   v1beta1.BackupRecord
+		image string
+		want  string
+	}{
+		"a failed backup has no dump":     {rec: func() v1beta1.BackupRecord { r := ok; r.Phase = v1beta1.BackupPhaseFailed; return r }(), image: testBackupImage, want: "not Completed"},
+		"a record without a location":     {rec: func() v1beta1.BackupRecord { r := ok; r.Location = ""; return r }(), image: testBackupImage, want: "no s3:// location"},
+		"no image to run pg_restore with": {rec: ok, want: "no image"},
+	}
+	for sentence, tt := range tests {
+		t.Run(sentence, func(t *testing.T) {
+			if _, err := RestoreJob(sp, tt.rec, tt.image, "eu-west-1"); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("RestoreJob = %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+	job, err := RestoreJob(sp, ok, testBackupImage, "eu-west-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, e := range job.Spec.Template.Spec.Containers[0].Env {
+		env[e.Name] = e.Value
+	}
+	if env["BACKUP_BUCKET"] != "bucket" || env["RESTORE_KEY"] != "backups/"+v2+"/a0/" {
+		t.Errorf("the restore Job's target: %v", env)
+	}
+	if job.Labels["controller-uid"] != "" || len(job.OwnerReferences) > 0 {
+		t.Error("the restore Job would be adopted by Metacontroller as a child of the instance")
+	}
+}
+
+func TestFindBackupByNameOrVersion(t *testing.T) {
+	st := v1beta1.Status{Backups: []v1beta1.BackupRecord{{Name: "b2", Version: "v3"}, {Name: "b1", Version: "v2"}, {Name: "b0", Version: "v2"}}}
+	if r, err := FindBackup(st, "b1"); err != nil || r.Name != "b1" {
+		t.Errorf("by name: %+v %v", r, err)
+	}
+	if r, err := FindBackup(st, "v3"); err != nil || r.Name != "b2" {
+		t.Errorf("by the one version: %+v %v", r, err)
+	}
+	if _, err := FindBackup(st, "v2"); err == nil || !strings.Contains(err.Error(), "2 backups") {
+		t.Errorf("two backups of a version: %v", err)
+	}
+	if _, err := FindBackup(st, "nope"); err == nil {
+		t.Error("an unknown backup is found")
 	}
 }
