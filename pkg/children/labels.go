@@ -36,6 +36,10 @@ const (
 	AnnotationConfigHash       = "summon.forklift.dev/config-hash"
 	AnnotationRedisConfigHash  = "summon.forklift.dev/redis-config-hash"
 	AnnotationMigrationAttempt = "summon.forklift.dev/migration-attempt"
+	// AnnotationMigrationRecord marks a succeeded migration Job that Summon keeps only as the
+	// record of an earlier migration: it never again counts as a success, even if the status
+	// that lists it is lost.
+	AnnotationMigrationRecord = "summon.forklift.dev/migration-record"
 	// AnnotationBackupFrom is the version that had migrated the database a backup copies.
 	AnnotationBackupFrom = "summon.forklift.dev/backup-from-version"
 	// AnnotationBackupLocation is where a backup's dump goes (s3://bucket/prefix/).

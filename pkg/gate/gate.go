@@ -42,6 +42,14 @@ type MigrationJob struct {
 	// UID is the Job object's uid: a Job kept as the record of an earlier migration is known by
 	// it, so that a new Job of the same name is never taken for the old one.
 	UID string
+	// Record says the Job carries the mark of a record (kept for its logs), which outlives a
+	// lost status.
+	Record bool
+}
+
+// isRecord says whether a Job is the record of an earlier migration.
+func (j MigrationJob) isRecord(records []string) bool {
+	return j.Record || (j.UID != "" && slices.Contains(records, j.UID))
 }
 
 // MigrationInput is what the gate needs to know about one instance.
@@ -97,6 +105,9 @@ type MigrationDecision struct {
 	CreateJob bool
 	// KeepJobs are observed migration Jobs to return as observed; every other one is dropped.
 	KeepJobs []string
+	// RecordJobs are those of KeepJobs kept only as records: they are returned with the record
+	// mark.
+	RecordJobs []string
 	// Targets is the version each app component's workload runs; a component that may not run
 	// yet is absent.
 	Targets map[string]string
@@ -126,9 +137,10 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 		} else if j.State == JobSucceeded && slices.Contains(in.Records, j.UID) && j.UID != "" {
 			// The record of an earlier migration: kept for its logs, never a success of this one.
 			d.KeepJobs = append(d.KeepJobs, j.Name)
+			d.RecordJobs = append(d.RecordJobs, j.Name)
 		}
 	}
-	if current != nil && current.UID != "" && slices.Contains(in.Records, current.UID) {
+	if current != nil && current.isRecord(in.Records) {
 		// The Job of the spec's version and attempt is the record of an earlier migration of the
 		// same version (a way back to it): the database has moved on since, so it migrates again.
 		// Jobs are immutable, so the old Job goes first and a fresh one of the same name follows.
@@ -171,6 +183,7 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 		d.Backup.Keep = true
 	}
 	slices.Sort(d.KeepJobs)
+	slices.Sort(d.RecordJobs)
 	d.Targets = targets(in, d)
 	return d
 }

@@ -73,18 +73,23 @@ func TestMigrationGate(t *testing.T) {
 			in: MigrationInput{Version: "v1", MigratedVersion: "v2", Components: components, Running: running("v2"),
 				Records: []string{"uid-m1", "uid-m2"},
 				Jobs:    []MigrationJob{{Name: "m1", Version: "v1", State: JobSucceeded, UID: "uid-m1"}, {Name: "m2", Version: "v2", State: JobSucceeded, UID: "uid-m2"}}},
-			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v2", KeepJobs: []string{"m2"}, Targets: running("v2")},
+			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v2", KeepJobs: []string{"m2"}, RecordJobs: []string{"m2"}, Targets: running("v2")},
+		},
+		"a Job marked as a record never counts, even when the status that listed it is lost": {
+			in: MigrationInput{Version: "v1", Components: components, Running: running("v2"),
+				Jobs: []MigrationJob{{Name: "m1", Version: "v1", State: JobSucceeded, UID: "uid-m1", Record: true}}},
+			want: MigrationDecision{Stage: StageMigrating, Targets: running("v2")},
 		},
 		"a fresh Job of a version whose old record is gone counts": {
 			in: MigrationInput{Version: "v1", MigratedVersion: "v2", Components: components, Running: running("v2"),
 				Records: []string{"uid-m1-old", "uid-m2"},
 				Jobs:    []MigrationJob{{Name: "m1", Version: "v1", State: JobSucceeded, UID: "uid-m1-new"}, {Name: "m2", Version: "v2", State: JobSucceeded, UID: "uid-m2"}}},
-			want: MigrationDecision{Stage: StageMigrated, MigratedVersion: "v1", KeepJobs: []string{"m1", "m2"}, Targets: running("v1")},
+			want: MigrationDecision{Stage: StageMigrated, MigratedVersion: "v1", KeepJobs: []string{"m1", "m2"}, RecordJobs: []string{"m2"}, Targets: running("v1")},
 		},
 		"records of earlier migrations are kept and do not hold a new one back": {
 			in: MigrationInput{Version: "v3", MigratedVersion: "v2", Components: components, Running: running("v2"),
 				Records: []string{"uid-m2"}, Jobs: []MigrationJob{{Name: "m2", Version: "v2", State: JobSucceeded, UID: "uid-m2"}}},
-			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v2", CreateJob: true, KeepJobs: []string{"m2"}, Targets: running("v2")},
+			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v2", CreateJob: true, KeepJobs: []string{"m2"}, RecordJobs: []string{"m2"}, Targets: running("v2")},
 		},
 		"a succeeded Job that is no record is dropped": {
 			in: MigrationInput{Version: "v3", MigratedVersion: "v2", Components: components, Running: running("v2"),

@@ -267,3 +267,21 @@ func recordUIDs(records []v1beta1.MigrationRecord) []string {
 	}
 	return out
 }
+
+// markedRecord is a kept migration Job, as last applied, with the record mark: only metadata
+// changes, which a Job allows.
+func markedRecord(observed metacontroller.Object) metacontroller.Object {
+	out := children.AsObserved(observed)
+	meta, _ := out["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		out["metadata"] = meta
+	}
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		meta["annotations"] = ann
+	}
+	ann[children.AnnotationMigrationRecord] = "true"
+	return out
+}

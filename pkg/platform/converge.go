@@ -109,6 +109,10 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		d.add(children.MigrationJob(p, children.Release{Version: spec.Version, ConfigHash: configHash}, spec.Migrations.Attempt))
 	}
 	for _, name := range decision.KeepJobs {
+		if slices.Contains(decision.RecordJobs, name) {
+			d.put(markedRecord(seen.jobObjects[name]))
+			continue
+		}
 		d.keep(seen.jobObjects[name])
 	}
 	backup.addBackup(d, p, par, decision)

@@ -351,7 +351,8 @@ func MigrationJobOf(instance string, j *batchv1.Job) (mj gate.MigrationJob, ok b
 		return gate.MigrationJob{}, false
 	}
 	attempt, _ := strconv.Atoi(j.Annotations[children.AnnotationMigrationAttempt])
-	mj = gate.MigrationJob{Name: j.Name, Version: j.Labels[children.LabelVersion], Attempt: int32(attempt), State: gate.JobActive, UID: string(j.UID)}
+	mj = gate.MigrationJob{Name: j.Name, Version: j.Labels[children.LabelVersion], Attempt: int32(attempt), State: gate.JobActive, UID: string(j.UID),
+		Record: j.Annotations[children.AnnotationMigrationRecord] == "true"}
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue
