@@ -276,14 +276,16 @@ func backupJobImage(ctx context.Context, c *clients, sp *v1beta1.SummonPlatform)
 		return "", ""
 	}
 	for _, j := range list.Items {
-		for _, ct := range j.Spec.Template.Spec.Containers {
-			for _, e := range ct.Env {
-				if e.Name == "AWS_DEFAULT_REGION" {
-					region = e.Value
-				}
-			}
-			return ct.Image, region
+		if len(j.Spec.Template.Spec.Containers) == 0 {
+			continue
 		}
+		ct := j.Spec.Template.Spec.Containers[0]
+		for _, e := range ct.Env {
+			if e.Name == "AWS_DEFAULT_REGION" {
+				region = e.Value
+			}
+		}
+		return ct.Image, region
 	}
 	return "", ""
 }
