@@ -29,6 +29,9 @@ func goldenProfile(name string) platform.HookProfile {
 		p.Outside = platform.Outside{Postgres: true}
 	case "externals-steady":
 		p.Outside = platform.Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"}
+	case "backup-running", "backup-completed-migration-starts", "backup-failed", "backup-best-effort-failed", "backup-never":
+		p.Outside = platform.Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"}
+		p.Data.BackupImage = "registry.example.com/summon-backup:16"
 	}
 	return p
 }

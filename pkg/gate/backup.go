@@ -72,7 +72,7 @@ func backupFirst(in MigrationInput, d *MigrationDecision) {
 		}
 		d.Stage = StageFailed
 		d.Message = fmt.Sprintf("the migrations of version %s need a backup first (spec.backups.beforeMigration: Required), and none can be taken: %s; "+
-			"the running version keeps serving. Fix that, or set spec.backups.beforeMigration to BestEffort or Off", in.Version, b.Unavailable)
+			"the running version keeps serving. Fix that, or set spec.backups.beforeMigration to BestEffort or Never", in.Version, b.Unavailable)
 	case cur == nil:
 		d.Stage = StageBackingUp
 		d.Backup.Create = true

@@ -16,7 +16,7 @@ import (
 
 // Condition reasons of BackedUp.
 const (
-	reasonBackupOff         = "Off"
+	reasonBackupOff         = "Never"
 	reasonBackupUnavailable = "NotAvailable"
 	reasonBackingUp         = "BackingUp"
 	reasonBackupCompleted   = "Completed"
@@ -117,7 +117,7 @@ func planBackup(p children.Platform, par parent, seen observation, env Env) back
 
 	policy := gate.BackupRequired
 	switch plan.explicit {
-	case v1beta1.BackupOff:
+	case v1beta1.BackupNever:
 		policy = gate.BackupOff
 	case v1beta1.BackupBestEffort:
 		policy = gate.BackupBestEffort
@@ -217,8 +217,8 @@ func (b backupPlan) backedUpCondition(c *conditions, dec gate.MigrationDecision,
 	switch {
 	case dec.Backup.Warning != "":
 		c.set(v1beta1.ConditionBackedUp, false, reasonBackupFailed, dec.Backup.Warning)
-	case in.Policy == gate.BackupOff && b.explicit == v1beta1.BackupOff:
-		c.set(v1beta1.ConditionBackedUp, false, reasonBackupOff, "spec.backups.beforeMigration is Off: version "+version+" migrates without a backup")
+	case in.Policy == gate.BackupOff && b.explicit == v1beta1.BackupNever:
+		c.set(v1beta1.ConditionBackedUp, false, reasonBackupOff, "spec.backups.beforeMigration is Never: version "+version+" migrates without a backup")
 	case in.Policy == gate.BackupOff:
 		c.set(v1beta1.ConditionBackedUp, false, reasonBackupUnavailable, "no backup before the migrations of version "+version+": "+in.Unavailable)
 	case in.Current == nil && in.Unavailable != "":

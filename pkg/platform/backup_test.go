@@ -117,9 +117,9 @@ var backupGoldenCases = map[string]func(t *testing.T) *metacontroller.SyncReques
 		c.FailJob(onlyBackup(t, c))
 		return c.Request()
 	},
-	// Backups off: the migration starts at once.
-	"backup-off": func(t *testing.T) *metacontroller.SyncRequest {
-		c := installedWithBackups(t, onShared("car1-qa", func(s *v1beta1.Spec) { s.Backups.BeforeMigration = v1beta1.BackupOff }))
+	// Backups never taken (spec.backups.beforeMigration: Never): the migration starts at once.
+	"backup-never": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installedWithBackups(t, onShared("car1-qa", func(s *v1beta1.Spec) { s.Backups.BeforeMigration = v1beta1.BackupNever }))
 		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
 		return c.Request()
 	},

@@ -179,9 +179,9 @@ type Migrations struct {
 // Backups tunes the backup taken before each version's migration.
 type Backups struct {
 	// BeforeMigration is Required (no migration without a completed backup), BestEffort (the
-	// migration runs even if the backup fails, with a warning) or Off. Unset, it is Required when
+	// migration runs even if the backup fails, with a warning) or Never. Unset, it is Required when
 	// Summon can back up the instance's database (a shared database with the hook's
-	// --backup-image) and Off otherwise, which the BackedUp condition says.
+	// --backup-image) and none otherwise, which the BackedUp condition says.
 	BeforeMigration BackupPolicy `json:"beforeMigration,omitempty"`
 	// Keep is how many backups are kept per instance. Defaults to 5.
 	Keep *int32 `json:"keep,omitempty"`
@@ -193,7 +193,8 @@ type BackupPolicy string
 const (
 	BackupRequired   BackupPolicy = "Required"
 	BackupBestEffort BackupPolicy = "BestEffort"
-	BackupOff        BackupPolicy = "Off"
+	// BackupNever takes no backup. (Not "Off": YAML 1.1 reads an unquoted Off as false.)
+	BackupNever BackupPolicy = "Never"
 )
 
 // Database says where the Postgres database lives. At most one of Shared, URLSecret and InCluster

@@ -235,10 +235,10 @@ func validateMigrations(m *Migrations, path *field.Path) field.ErrorList {
 func validateBackups(b *Backups, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	switch b.BeforeMigration {
-	case "", BackupRequired, BackupBestEffort, BackupOff:
+	case "", BackupRequired, BackupBestEffort, BackupNever:
 	default:
 		errs = append(errs, field.NotSupported(path.Child("beforeMigration"), b.BeforeMigration,
-			[]string{string(BackupRequired), string(BackupBestEffort), string(BackupOff)}))
+			[]string{string(BackupRequired), string(BackupBestEffort), string(BackupNever)}))
 	}
 	if b.Keep != nil {
 		errs = append(errs, inRange(*b.Keep, 1, 100, path.Child("keep"))...)
