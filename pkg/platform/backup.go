@@ -16,7 +16,7 @@ import (
 
 // Condition reasons of BackedUp.
 const (
-	reasonBackupOff         = "Never"
+	reasonBackupNever       = "Never"
 	reasonBackupUnavailable = "NotAvailable"
 	reasonBackingUp         = "BackingUp"
 	reasonBackupCompleted   = "Completed"
@@ -218,7 +218,7 @@ func (b backupPlan) backedUpCondition(c *conditions, dec gate.MigrationDecision,
 	case dec.Backup.Warning != "":
 		c.set(v1beta1.ConditionBackedUp, false, reasonBackupFailed, dec.Backup.Warning)
 	case in.Policy == gate.BackupOff && b.explicit == v1beta1.BackupNever:
-		c.set(v1beta1.ConditionBackedUp, false, reasonBackupOff, "spec.backups.beforeMigration is Never: version "+version+" migrates without a backup")
+		c.set(v1beta1.ConditionBackedUp, false, reasonBackupNever, "spec.backups.beforeMigration is Never: version "+version+" migrates without a backup")
 	case in.Policy == gate.BackupOff:
 		c.set(v1beta1.ConditionBackedUp, false, reasonBackupUnavailable, "no backup before the migrations of version "+version+": "+in.Unavailable)
 	case in.Current == nil && in.Unavailable != "":
