@@ -27,8 +27,11 @@ func goldenProfile(name string) platform.HookProfile {
 		p.Data.CNPG = &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}
 	case "input-secrets-and-shared-database":
 		p.Outside = platform.Outside{Postgres: true}
-	case "externals-steady":
+	case "externals-steady", "externals-from-before-owner-marks":
 		p.Outside = platform.Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"}
+	case "backup-running", "backup-completed-migration-starts", "backup-failed", "backup-best-effort-failed", "backup-never":
+		p.Outside = platform.Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"}
+		p.Data.BackupImage = "registry.example.com/summon-backup:16"
 	}
 	return p
 }
@@ -37,6 +40,7 @@ func goldenProfile(name string) platform.HookProfile {
 var notRenderable = map[string]string{
 	"externals-created":                 "the answer holds the IAM key that the hook's own call to AWS returned",
 	"externals-failing":                 "the answer holds the failure of the hook's own call to RabbitMQ",
+	"externals-owned-by-another":        "the answer holds the refusal the hook's own call to AWS met",
 	"input-secret-missing":              "render stands in for a missing input Secret (offline, inputs are sealed); diff reports it",
 	"missing-child-group":               "a request summonctl builds has every declared group",
 	"input-secrets-and-shared-database": "its golden answer is Sync's without the calls outside the cluster the hook makes first; render assumes they succeed",

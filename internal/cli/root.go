@@ -161,6 +161,9 @@ reads the cluster with your own kubeconfig (--kubeconfig, --context, -n as kubec
 		newLogsCommand(g),
 		newDBShellCommand(g),
 		newRetryMigrationCommand(g),
+		newBackupsCommand(g),
+		newMigrationsCommand(g),
+		newRestoreCommand(g),
 		newRestartCommand(g),
 		newDashboardCommand(g),
 	)

@@ -44,6 +44,7 @@ type instanceModel struct {
 	Conditions         []conditionRow
 	Components         []componentRow
 	Jobs               []jobRow
+	Backups            []backupRow
 	External           []nameValue
 	Config             []nameValue
 	// Secrets are the names of the input Secrets; the dashboard never reads one.
@@ -100,6 +101,14 @@ type jobRow struct {
 	SummonctlLogs string
 }
 
+// backupRow is one backup taken before a migration, as status.backups records it.
+type backupRow struct {
+	Name, Version, FromVersion, Phase, PhaseClass, Location string
+	Completed, CompletedAge                                 string
+	// Restore is the command that brings it back.
+	Restore string
+}
+
 type eventRow struct {
 	Type, Reason, Object, Message string
 	Count                         int32
@@ -149,6 +158,17 @@ func instancePage(d instanceData, now time.Time) instanceModel {
 	}
 	m.Components = componentRows(d)
 	m.Jobs = jobRows(d, now)
+	for _, b := range st.Backups {
+		r := backupRow{Name: b.Name, Version: b.Version, FromVersion: b.FromVersion, Phase: b.Phase, Location: b.Location,
+			PhaseClass: map[string]string{v1beta1.BackupPhaseRunning: "job-active", v1beta1.BackupPhaseCompleted: "job-succeeded", v1beta1.BackupPhaseFailed: "job-failed"}[b.Phase]}
+		if b.CompletedAt != nil {
+			r.Completed, r.CompletedAge = stamp(b.CompletedAt.Time), age(now, b.CompletedAt.Time)
+		}
+		if b.Phase == v1beta1.BackupPhaseCompleted {
+			r.Restore = fmt.Sprintf("summonctl restore %s -n %s --backup %s --yes", p.Meta.Name, p.Meta.Namespace, b.Name)
+		}
+		m.Backups = append(m.Backups, r)
+	}
 	if x := st.External; x != nil {
 		for _, nv := range []nameValue{{"S3 bucket", x.Bucket}, {"IAM user", x.IAMUser}, {"RabbitMQ vhost", x.RabbitVhost}, {"Postgres database", x.Database}} {
 			if nv.Value != "" {

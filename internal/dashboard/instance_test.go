@@ -65,6 +65,11 @@ func TestAFailedUpgradeShowsTheFailedJobWhileTheOldVersionServes(t *testing.T) {
 		Current:       true,
 		KubectlLogs:   "kubectl logs job/" + job + " -n summon-qa",
 		SummonctlLogs: "summonctl logs car1-qa migrations -n summon-qa",
+	}, {
+		// The Job of v1's migration, kept as its record (status.migrations), with its logs.
+		Name: children.NamesFor("car1-qa").MigrationJob(v1, 0), Version: v1, State: "Succeeded", StateClass: "job-succeeded",
+		KubectlLogs:   "kubectl logs job/" + children.NamesFor("car1-qa").MigrationJob(v1, 0) + " -n summon-qa",
+		SummonctlLogs: "summonctl logs car1-qa migrations -n summon-qa",
 	}}
 	gotJobs := m.Jobs
 	for i := range gotJobs {
@@ -95,9 +100,31 @@ func TestAFailedUpgradeShowsTheFailedJobWhileTheOldVersionServes(t *testing.T) {
 	for _, c := range m.Conditions {
 		conds = append(conds, c.Type+"="+c.Status+" "+c.Reason)
 	}
-	wantConds := []string{"SpecValid=True Valid", "Migrated=False MigrationFailed", "Deployed=False AwaitingMigration", "Ready=False MigrationFailed"}
+	wantConds := []string{"SpecValid=True Valid", "Migrated=False MigrationFailed", "Deployed=False AwaitingMigration", "Ready=False MigrationFailed", "BackedUp=False NotAvailable"}
 	if diff := cmp.Diff(wantConds, conds); diff != "" {
 		t.Errorf("conditions (-want +got):\n%s", diff)
+	}
+}
+
+func TestTheInstancePageShowsTheBackupsAndHowToRestoreOne(t *testing.T) {
+	in := fleettest.New(spec("car1-qa"), now.Add(-time.Hour)).Ready()
+	d := observed(t, in)
+	at := metav1.NewTime(now.Add(-30 * time.Minute))
+	d.Platform.Status.Backups = []v1beta1.BackupRecord{
+		{Name: "car1-qa-backup-2", Version: "v3", FromVersion: v2, Phase: v1beta1.BackupPhaseFailed, Location: "s3://b/backups/v3/a0/"},
+		{Name: "car1-qa-backup-1", Version: v2, FromVersion: v1, Phase: v1beta1.BackupPhaseCompleted, Location: "s3://b/backups/" + v2 + "/a0/", CompletedAt: &at},
+	}
+	m := instancePage(d, now)
+	var got []string
+	for _, b := range m.Backups {
+		got = append(got, fmt.Sprintf("%s %s→%s %s %s %q", b.Name, b.FromVersion, b.Version, b.Phase, b.CompletedAge, b.Restore))
+	}
+	want := []string{
+		`car1-qa-backup-2 ` + v2 + `→v3 Failed  ""`,
+		`car1-qa-backup-1 ` + v1 + `→` + v2 + ` Completed 30m "summonctl restore car1-qa -n summon-qa --backup car1-qa-backup-1 --yes"`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("backups (-want +got):\n%s", diff)
 	}
 }
 

@@ -71,6 +71,7 @@ type Config struct {
 	// Data services inside the cluster: the image of an instance's own Redis, and CloudNativePG's
 	// operator namespace (empty: CNPG is not installed) and retaining StorageClass.
 	RedisImage             string
+	BackupImage            string
 	CNPGNamespace          string
 	CNPGRetainStorageClass string
 }
@@ -107,6 +108,9 @@ var settings = []setting{
 	{"external-call-timeout", "SUMMON_EXTERNAL_CALL_TIMEOUT", "deadline of each call to AWS, RabbitMQ or PostgreSQL"},
 	{"redis-image", "SUMMON_REDIS_IMAGE", "image of each instance's own Redis (spec.redis). The default is Valkey, the BSD-licensed fork of Redis " +
 		"that most distributions ship (Redis left the BSD licence with 7.4); an official redis image works too. Pin a patch tag or a digest in production"},
+	{"backup-image", "SUMMON_BACKUP_IMAGE", "image of the pg_dump Job that backs up the database of an instance on the shared Postgres before each " +
+		"migration, into the instance's bucket (docs/backups.md): it needs sh, pg_dump and pg_restore of the server's major version or later, and the AWS CLI. " +
+		"Empty: Summon takes no backup, and instances that ask for one (spec.backups.beforeMigration: Required) stop before migrating"},
 	{"cnpg-namespace", "SUMMON_CNPG_NAMESPACE", "namespace of the CloudNativePG operator; set it (the manifests/cnpg component does) only when CloudNativePG " +
 		"is installed and the CompositeController declares its Cluster child type. Empty: no instance can have its own Postgres (spec.database.inCluster)"},
 	{"cnpg-retain-storage-class", "SUMMON_CNPG_RETAIN_STORAGE_CLASS", "StorageClass whose reclaimPolicy is Retain, for the volumes of own Postgres " +
@@ -146,6 +150,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&cfg.PostgresAdminDSN, "postgres-admin-dsn", "", usage["postgres-admin-dsn"])
 	fs.DurationVar(&cfg.ExternalCallTimeout, "external-call-timeout", external.DefaultCallTimeout, usage["external-call-timeout"])
 	fs.StringVar(&cfg.RedisImage, "redis-image", children.DefaultRedisImage, usage["redis-image"])
+	fs.StringVar(&cfg.BackupImage, "backup-image", "", usage["backup-image"])
 	fs.StringVar(&cfg.CNPGNamespace, "cnpg-namespace", "", usage["cnpg-namespace"])
 	fs.StringVar(&cfg.CNPGRetainStorageClass, "cnpg-retain-storage-class", "", usage["cnpg-retain-storage-class"])
 	fs.Usage = func() {
@@ -273,6 +278,9 @@ func (c Config) validateData() []error {
 	if c.RedisImage == "" || strings.ContainsAny(c.RedisImage, " \t\n") {
 		errs = append(errs, fmt.Errorf("--redis-image %q must name an image, such as %s", c.RedisImage, children.DefaultRedisImage))
 	}
+	if strings.ContainsAny(c.BackupImage, " \t\n") {
+		errs = append(errs, fmt.Errorf("--backup-image %q must name an image", c.BackupImage))
+	}
 	if c.CNPGNamespace != "" {
 		for _, msg := range validation.IsDNS1123Label(c.CNPGNamespace) {
 			errs = append(errs, fmt.Errorf("--cnpg-namespace %q: %s", c.CNPGNamespace, msg))
@@ -291,7 +299,7 @@ func (c Config) validateData() []error {
 
 // DataServices is what the core is told about the data services inside the cluster.
 func (c Config) DataServices() platform.DataServices {
-	d := platform.DataServices{RedisImage: c.RedisImage}
+	d := platform.DataServices{RedisImage: c.RedisImage, BackupImage: c.BackupImage}
 	if c.CNPGNamespace != "" {
 		d.CNPG = &platform.CNPG{OperatorNamespace: c.CNPGNamespace, RetainStorageClass: c.CNPGRetainStorageClass}
 	}

@@ -118,6 +118,9 @@ func TestParseConfigRefuses(t *testing.T) {
 		"an empty Redis image": {
 			args: []string{"--redis-image="}, wantErr: "--redis-image",
 		},
+		"a backup image with a space in it is refused": {
+			args: []string{"--backup-image=registry.example.com/backup 16"}, wantErr: "--backup-image",
+		},
 		"a CNPG namespace that is not a namespace name": {
 			args: []string{"--cnpg-namespace=CNPG_System"}, wantErr: "--cnpg-namespace",
 		},
@@ -240,6 +243,10 @@ func TestTheCoreIsToldWhichDataServicesTheHookHas(t *testing.T) {
 		"--cnpg-namespace says CloudNativePG is there": {
 			args: []string{"--cnpg-namespace=cnpg-system", "--cnpg-retain-storage-class=retained"},
 			want: platform.DataServices{RedisImage: children.DefaultRedisImage, CNPG: &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}},
+		},
+		"--backup-image turns on the backup before each migration of an instance on the shared Postgres": {
+			args: []string{"--backup-image=registry.example.com/summon-backup:16"},
+			want: platform.DataServices{RedisImage: children.DefaultRedisImage, BackupImage: "registry.example.com/summon-backup:16"},
 		},
 	}
 	for name, tc := range tests {

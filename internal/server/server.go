@@ -121,7 +121,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	log.Info("systems outside the cluster", "aws", systems.View.AWS, "rabbitmq", systems.View.RabbitMQ, "postgres", systems.View.Postgres)
 	defaults := v1beta1.HookDefaults{Image: cfg.DefaultImage}
 	data := cfg.DataServices()
-	log.Info("data services inside the cluster", "redisImage", data.RedisImage, "cnpg", data.CNPG != nil)
+	log.Info("data services inside the cluster", "redisImage", data.RedisImage, "backupImage", data.BackupImage, "cnpg", data.CNPG != nil)
 	env := func() platform.Env {
 		return platform.Env{Now: time.Now(), Defaults: defaults, Credentials: deriver, Outside: systems.View, Data: data}
 	}

@@ -12,8 +12,10 @@ const (
 	CeleryBeat    Component = "celerybeat"
 	Static        Component = "static"
 	Migrations    Component = "migrations"
-	AppConfig     Component = "config"
-	Routing       Component = "ingress"
+	// Backup is the Job that dumps the database before a migration (pkg/children/backup.go).
+	Backup    Component = "backup"
+	AppConfig Component = "config"
+	Routing   Component = "ingress"
 	// Redis and Postgres are the data services Summon may run inside the cluster for an
 	// instance. They run no app image and carry no app version.
 	Redis    Component = "redis"
@@ -34,6 +36,14 @@ const (
 	AnnotationConfigHash       = "summon.forklift.dev/config-hash"
 	AnnotationRedisConfigHash  = "summon.forklift.dev/redis-config-hash"
 	AnnotationMigrationAttempt = "summon.forklift.dev/migration-attempt"
+	// AnnotationMigrationRecord marks a succeeded migration Job that Summon keeps only as the
+	// record of an earlier migration: it never again counts as a success, even if the status
+	// that lists it is lost.
+	AnnotationMigrationRecord = "summon.forklift.dev/migration-record"
+	// AnnotationBackupFrom is the version that had migrated the database a backup copies.
+	AnnotationBackupFrom = "summon.forklift.dev/backup-from-version"
+	// AnnotationBackupLocation is where a backup's dump goes (s3://bucket/prefix/).
+	AnnotationBackupLocation = "summon.forklift.dev/backup-location"
 
 	appName   = "summon-platform"
 	managedBy = "summon"

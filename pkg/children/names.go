@@ -55,6 +55,21 @@ func (n Names) MigrationJob(version string, attempt int32) string {
 	return n.base + "-migrate-" + shortHash(fmt.Sprintf("%s/%d", version, attempt))
 }
 
+// BackupJob is the Job that backs the database up before the migration of one version and
+// attempt: named like the migration Job it precedes.
+func (n Names) BackupJob(version string, attempt int32) string {
+	return n.base + "-backup-" + shortHash(fmt.Sprintf("%s/%d", version, attempt))
+}
+
+// RestoreJob is the Job summonctl restore runs to bring one backup back.
+func (n Names) RestoreJob(backup string) string {
+	return n.base + "-restore-" + shortHash(backup)
+}
+
+// Database is the Secret that holds the libpq environment (PGHOST, PGUSER, PGPASSWORD, ...) of
+// the instance's own role, which the backup and restore Jobs read.
+func (n Names) Database() string { return n.base + "-database" }
+
 // shortHash is 8 hex characters of SHA-256: stable across releases, since names must never change
 // under a running instance.
 func shortHash(s string) string {

@@ -39,6 +39,17 @@ type MigrationJob struct {
 	State   JobState
 	// Reason says why a failed Job failed, in the Job's own words.
 	Reason string
+	// UID is the Job object's uid: a Job kept as the record of an earlier migration is known by
+	// it, so that a new Job of the same name is never taken for the old one.
+	UID string
+	// Record says the Job carries the mark of a record (kept for its logs), which outlives a
+	// lost status.
+	Record bool
+}
+
+// isRecord says whether a Job is the record of an earlier migration.
+func (j MigrationJob) isRecord(records []string) bool {
+	return j.Record || (j.UID != "" && slices.Contains(records, j.UID))
 }
 
 // MigrationInput is what the gate needs to know about one instance.
@@ -59,6 +70,12 @@ type MigrationInput struct {
 	Running map[string]string
 	// Components are every app component the instance runs.
 	Components []string
+	// Records are the uids of the succeeded migration Jobs kept as the record of earlier
+	// migrations (status.migrations). Such a Job is never the spec's version's success: it is
+	// evidence of a migration that ran against an older database.
+	Records []string
+	// Backup is the backup the migration waits for; nil (or Policy Off) takes none.
+	Backup *BackupInput
 }
 
 // Stage is where the migration of the spec's version stands.
@@ -73,6 +90,9 @@ const (
 	StageMigrated
 	// StageFailed: the spec's version failed to migrate; nothing moves until the user acts.
 	StageFailed
+	// StageBackingUp: the backup before the migration runs; the migration starts once it has
+	// completed.
+	StageBackingUp
 )
 
 // MigrationDecision is what the gate allows.
@@ -85,11 +105,16 @@ type MigrationDecision struct {
 	CreateJob bool
 	// KeepJobs are observed migration Jobs to return as observed; every other one is dropped.
 	KeepJobs []string
+	// RecordJobs are those of KeepJobs kept only as records: they are returned with the record
+	// mark.
+	RecordJobs []string
 	// Targets is the version each app component's workload runs; a component that may not run
 	// yet is absent.
 	Targets map[string]string
 	// Message says, in words for the user, what the migration waits for or why it failed.
 	Message string
+	// Backup is what happens to the backup before the migration.
+	Backup BackupDecision
 }
 
 // MigrationGate decides which version each workload may run and what happens to migration Jobs.
@@ -104,10 +129,27 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 	d := MigrationDecision{MigratedVersion: in.MigratedVersion}
 	current, other := splitJobs(in)
 
+	var waitFor []string
 	for _, j := range other {
 		if j.State == JobActive {
 			d.KeepJobs = append(d.KeepJobs, j.Name)
+			waitFor = append(waitFor, j.Name)
+		} else if j.State == JobSucceeded && slices.Contains(in.Records, j.UID) && j.UID != "" {
+			// The record of an earlier migration: kept for its logs, never a success of this one.
+			d.KeepJobs = append(d.KeepJobs, j.Name)
+			d.RecordJobs = append(d.RecordJobs, j.Name)
 		}
+	}
+	if current != nil && current.isRecord(in.Records) {
+		// The Job of the spec's version and attempt is the record of an earlier migration of the
+		// same version (a way back to it): the database has moved on since, so it migrates again.
+		// Jobs are immutable, so the old Job goes first and a fresh one of the same name follows.
+		d.Stage = StageMigrating
+		d.Message = fmt.Sprintf("removing the record of an earlier migration of version %s (Job %s) before migrating it again",
+			in.Version, current.Name)
+		slices.Sort(d.KeepJobs)
+		d.Targets = targets(in, d)
+		return d
 	}
 
 	switch {
@@ -128,16 +170,20 @@ func MigrationGate(in MigrationInput) MigrationDecision {
 	case in.Waiting != "":
 		d.Stage = StagePreparing
 		d.Message = "waiting for " + in.Waiting + " before migrating"
-	case len(d.KeepJobs) > 0:
+	case len(waitFor) > 0:
 		d.Stage = StageMigrating
 		d.Message = fmt.Sprintf("waiting for the earlier migration Job %s to finish before migrating version %s",
-			strings.Join(d.KeepJobs, ", "), in.Version)
+			strings.Join(waitFor, ", "), in.Version)
 	default:
-		d.Stage = StageMigrating
-		d.CreateJob = true
-		d.Message = fmt.Sprintf("starting the migrations of version %s", in.Version)
+		backupFirst(in, &d)
+	}
+	if current != nil && in.Backup != nil && in.Backup.Current != nil {
+		// The backup of a migration that runs (or ran) stays until the migration is decided: it
+		// is the copy to go back to.
+		d.Backup.Keep = true
 	}
 	slices.Sort(d.KeepJobs)
+	slices.Sort(d.RecordJobs)
 	d.Targets = targets(in, d)
 	return d
 }

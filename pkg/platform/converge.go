@@ -47,6 +47,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	configHash := children.ConfigHash(file)
 
 	seen := observe(p, req.Children)
+	backup := planBackup(p, par, seen, env)
 	decision := gate.MigrationGate(gate.MigrationInput{
 		Version:         spec.Version,
 		Attempt:         spec.Migrations.Attempt,
@@ -55,6 +56,8 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		Waiting:         waitingFor(seen.configSeen, externalsReady(par, env.Outside), data.waiting),
 		Running:         seen.runningVersions(),
 		Components:      componentNames(),
+		Records:         recordUIDs(par.status.Migrations),
+		Backup:          backup.input,
 	})
 
 	d := &desired{}
@@ -106,8 +109,13 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		d.add(children.MigrationJob(p, children.Release{Version: spec.Version, ConfigHash: configHash}, spec.Migrations.Attempt))
 	}
 	for _, name := range decision.KeepJobs {
+		if slices.Contains(decision.RecordJobs, name) {
+			d.put(markedRecord(seen.jobObjects[name]))
+			continue
+		}
 		d.keep(seen.jobObjects[name])
 	}
+	backup.addBackup(d, p, par, decision)
 
 	unknown := d.unknown(p, seen)
 	rollout := rolloutOf(p, seen, decision.Targets, configHash, beatReplicas)
@@ -116,6 +124,8 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	conds.remove(v1beta1.ConditionPaused)
 	conds.set(v1beta1.ConditionValid, true, reasonValid, "")
 	st.MigratedVersion = decision.MigratedVersion
+	st.Backups = backup.backupRecords(st.Backups, *spec.Backups.Keep)
+	st.Migrations = migrationRecords(st.Migrations, seen, decision, par, spec.Version, spec.Migrations.Attempt)
 	st.Components = rollout.components
 	st.External = externalStatus(p, par, env.Outside)
 	if env.Outside.Any() {
@@ -137,6 +147,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		st.Message = "version " + spec.Version + " is rolled out; waiting for " + strings.Join(data.pending, ", ")
 	}
 	migratedCondition(conds, decision, spec.Version)
+	backup.backedUpCondition(conds, decision, par, spec.Version)
 	switch {
 	case deployed:
 		conds.set(v1beta1.ConditionDeployed, true, reasonRolledOut, "every workload runs version "+spec.Version)
@@ -239,13 +250,13 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		if !env.secrets().Ready() {
 			return nil, fmt.Errorf("spec.database.shared needs a generated password, but the hook has no credential master key: start it with --credential-key-file")
 		}
-		names, _ := namesOf(par, env.Outside)
+		sh := sharedDatabase(p, par, env)
 		u := url.URL{
 			Scheme:   "postgres",
-			User:     url.UserPassword(names.DatabaseRole, env.secrets().Derive(uid, credentials.DatabasePassword)),
-			Host:     db.Shared.Host + ":" + strconv.Itoa(int(db.Shared.Port)),
-			Path:     "/" + names.Database,
-			RawQuery: "sslmode=" + db.Shared.SSLMode,
+			User:     url.UserPassword(sh.User, sh.Password),
+			Host:     sh.Host + ":" + strconv.Itoa(int(sh.Port)),
+			Path:     "/" + sh.Database,
+			RawQuery: "sslmode=" + sh.SSLMode,
 		}
 		out[SettingDatabaseURL] = u.String()
 	case db.URLSecret != nil:
@@ -280,7 +291,7 @@ func phaseOf(d gate.MigrationDecision, r rollout, version string) (v1beta1.Phase
 	switch d.Stage {
 	case gate.StagePreparing:
 		return v1beta1.PhaseInitializing, d.Message
-	case gate.StageMigrating:
+	case gate.StageMigrating, gate.StageBackingUp:
 		return v1beta1.PhaseMigrating, d.Message
 	case gate.StageFailed:
 		return v1beta1.PhaseError, d.Message
@@ -299,6 +310,8 @@ func migratedCondition(c *conditions, d gate.MigrationDecision, version string) 
 		c.set(v1beta1.ConditionMigrated, false, reasonMigrationFailed, d.Message)
 	case gate.StagePreparing:
 		c.set(v1beta1.ConditionMigrated, false, reasonPreparing, d.Message)
+	case gate.StageBackingUp:
+		c.set(v1beta1.ConditionMigrated, false, reasonBackingUp, d.Message)
 	default:
 		c.set(v1beta1.ConditionMigrated, false, reasonMigrating, d.Message)
 	}

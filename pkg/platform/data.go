@@ -24,6 +24,9 @@ const (
 type DataServices struct {
 	// RedisImage is the image of every instance's own Redis (--redis-image).
 	RedisImage string `json:"redisImage,omitempty"`
+	// BackupImage runs the backup before each migration of an instance on the shared Postgres
+	// (--backup-image): sh, pg_dump and pg_restore, and the AWS CLI. Empty: Summon takes no backup.
+	BackupImage string `json:"backupImage,omitempty"`
 	// CNPG is set when CloudNativePG is installed and the CompositeController declares its Cluster
 	// child type (the manifests/cnpg component, which also sets --cnpg-namespace). Without it an
 	// instance can't have an own Postgres, and no request carries the Cluster group.

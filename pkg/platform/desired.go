@@ -78,7 +78,8 @@ func (d *desired) unknown(p children.Platform, seen observation) []childRef {
 
 func isMigrationJob(p children.Platform, ref childRef, obj metacontroller.Object) bool {
 	l := labelsOf(obj)
-	return ref.group == GroupJob && l[children.LabelComponent] == string(children.Migrations) && l[children.LabelInstance] == p.Name
+	c := l[children.LabelComponent]
+	return ref.group == GroupJob && (c == string(children.Migrations) || c == string(children.Backup)) && l[children.LabelInstance] == p.Name
 }
 
 // knownNames are the children Summon builds for some spec: dropping one of them when the spec no
@@ -92,6 +93,7 @@ func knownNames(p children.Platform) map[childRef]bool {
 		{GroupService, p.Names.Of(children.CeleryBeat)}:     true,
 		{GroupHPA, p.Names.Of(children.Web)}:                true,
 		{GroupHPA, p.Names.Of(children.Celeryd)}:            true,
+		{GroupSecret, p.Names.Database()}:                   true,
 	}
 	for _, c := range children.AppComponents {
 		if c != children.CeleryBeat {

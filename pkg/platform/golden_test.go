@@ -63,8 +63,9 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		c.CompleteJob(onlyJob(t, c))
 		return c.Request()
 	},
-	// migratedVersion has round-tripped: now the Job is dropped.
-	"job-dropped-after-round-trip": func(t *testing.T) *metacontroller.SyncRequest {
+	// migratedVersion has round-tripped, and the migration is on record in status.migrations: the
+	// Job stays, for its logs, and no longer counts for anything but the record.
+	"job-kept-as-record-after-round-trip": func(t *testing.T) *metacontroller.SyncRequest {
 		c := sim.NewCluster(platform("car1-qa"))
 		syncTimes(c, 2)
 		c.CompleteJob(onlyJob(t, c))
@@ -99,6 +100,12 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		c.RollOut()
 		c.Sync(hook(c))
 		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v1 })
+		return c.Request()
+	},
+	// Required on a database Summon doesn't back up (a URL from a Secret): Error, nothing moves.
+	"backup-required-but-unavailable": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa", withSpec(func(s *v1beta1.Spec) { s.Backups.BeforeMigration = v1beta1.BackupRequired })))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
 		return c.Request()
 	},
 	"paused": func(t *testing.T) *metacontroller.SyncRequest {
@@ -340,6 +347,9 @@ func goldenEnv(name string) Env {
 	if goldenCNPG[name] {
 		env.Data.CNPG = testCNPG
 	}
+	if _, ok := backupGoldenCases[name]; ok {
+		env = backupEnv(goldenClock)
+	}
 	return env
 }
 
@@ -361,6 +371,9 @@ func qaWithOwnData(name string) *v1beta1.SummonPlatform {
 }
 
 func TestGolden(t *testing.T) {
+	for name, build := range backupGoldenCases {
+		goldenCases[name] = build
+	}
 	if *update {
 		for name, build := range goldenCases {
 			writeJSON(t, filepath.Join(goldenDir, name, "request.json"), build(t))
@@ -401,7 +414,8 @@ func TestGoldenCasesAreAllListed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if _, ok := goldenCases[e.Name()]; !ok {
+		_, backup := backupGoldenCases[e.Name()]
+		if _, ok := goldenCases[e.Name()]; !ok && !backup {
 			t.Errorf("testdata/sync/%s has no scenario in goldenCases", e.Name())
 		}
 	}

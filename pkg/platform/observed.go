@@ -8,6 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/forklift-dev/summon/pkg/children"
@@ -103,7 +104,7 @@ func decodeTrimmed(obj metacontroller.Object, trimSpec func(any) any, into any) 
 	}
 	if meta, ok := obj["metadata"].(map[string]any); ok {
 		m := map[string]any{}
-		for _, k := range []string{"name", "namespace", "generation", "labels"} {
+		for _, k := range []string{"name", "namespace", "uid", "generation", "labels"} {
 			if v, ok := meta[k]; ok {
 				m[k] = v
 			}
@@ -193,6 +194,8 @@ type observation struct {
 	workloads  map[children.Component]*observedWorkload
 	jobs       []gate.MigrationJob
 	jobObjects map[string]metacontroller.Object
+	// completed is when each succeeded migration Job completed, as it reports it.
+	completed  map[string]*metav1.Time
 	otherBeats []childRef
 	unreadable []childRef
 	configSeen bool
@@ -204,6 +207,7 @@ func observe(p children.Platform, groups metacontroller.RelativeObjects) observa
 		all:        map[childRef]metacontroller.Object{},
 		workloads:  map[children.Component]*observedWorkload{},
 		jobObjects: map[string]metacontroller.Object{},
+		completed:  map[string]*metav1.Time{},
 	}
 	for _, byName := range groups {
 		for _, obj := range byName {
@@ -336,6 +340,7 @@ func (o *observation) observeJob(p children.Platform, obj metacontroller.Object)
 	}
 	o.jobs = append(o.jobs, mj)
 	o.jobObjects[mj.Name] = obj
+	o.completed[mj.Name] = j.Status.CompletionTime
 }
 
 // MigrationJobOf reads a Job as the migration gate sees it: its version, attempt and state. ok is
@@ -346,7 +351,8 @@ func MigrationJobOf(instance string, j *batchv1.Job) (mj gate.MigrationJob, ok b
 		return gate.MigrationJob{}, false
 	}
 	attempt, _ := strconv.Atoi(j.Annotations[children.AnnotationMigrationAttempt])
-	mj = gate.MigrationJob{Name: j.Name, Version: j.Labels[children.LabelVersion], Attempt: int32(attempt), State: gate.JobActive}
+	mj = gate.MigrationJob{Name: j.Name, Version: j.Labels[children.LabelVersion], Attempt: int32(attempt), State: gate.JobActive, UID: string(j.UID),
+		Record: j.Annotations[children.AnnotationMigrationRecord] == "true"}
 	for _, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

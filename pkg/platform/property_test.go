@@ -32,7 +32,9 @@ type history struct {
 	rng      *rand.Rand
 	c        *sim.Cluster
 	migrated map[string]bool // versions whose migration Job has succeeded at some point
-	log      []string
+	// backups: the instance is on the shared Postgres, with a hook that backs it up (backupEnv).
+	backups bool
+	log     []string
 	// redisTemplates are the Redis pod templates built so far, by the Redis settings they were
 	// built for: the template may depend on nothing else.
 	redisTemplates map[string]string
@@ -108,13 +110,20 @@ func newHistory(t *testing.T, id int) *history {
 			s.DeletionPolicy = []v1beta1.DeletionPolicy{v1beta1.DeletionPolicyDelete, v1beta1.DeletionPolicyRetain}[rng.IntN(2)]
 		}
 	}))
+	backups := false
+	if p.Spec.Database.InCluster == nil && rng.IntN(4) == 0 {
+		// An instance on the shared Postgres whose hook takes a backup before each migration.
+		backups = true
+		p.Spec.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
+		p.Spec.Backups.BeforeMigration = []v1beta1.BackupPolicy{"", v1beta1.BackupRequired, v1beta1.BackupBestEffort}[rng.IntN(3)]
+	}
 	c := sim.NewCluster(p)
 	// The external Redis's Secret exists from the start, so that a switch to it can converge.
 	c.SetRelatedSecret(externalRedis().URLSecret.Name, map[string][]byte{"REDIS_URL": []byte("redis://:token@redis.example.internal:6379/0")})
 	if p.Spec.Database.InCluster != nil || rng.IntN(4) == 0 {
 		withCNPG(c)
 	}
-	return &history{t: t, id: id, rng: rng, c: c, migrated: map[string]bool{}}
+	return &history{t: t, id: id, rng: rng, c: c, migrated: map[string]bool{}, backups: backups}
 }
 
 func externalRedis() *v1beta1.Redis {
@@ -134,8 +143,7 @@ func (h *history) step() {
 	case 3:
 		if j := h.pickJob(false); j != "" {
 			h.log = append(h.log, "job "+j+" succeeds")
-			h.migrated[labelsOf(c.Get(GroupJob, j))[children.LabelVersion]] = true
-			c.CompleteJob(j)
+			h.succeeded(j)
 		}
 	case 4:
 		if j := h.pickJob(false); j != "" {
@@ -230,10 +238,31 @@ func (h *history) step() {
 	h.syncAndCheck(drop)
 }
 
-// pickJob picks an observed migration Job that has not finished, or "".
+// succeeded completes a Job; a migration Job's version is then migrated.
+func (h *history) succeeded(j string) {
+	if l := labelsOf(h.c.Get(GroupJob, j)); l[children.LabelComponent] == string(children.Migrations) {
+		h.migrated[l[children.LabelVersion]] = true
+	}
+	h.c.CompleteJob(j)
+}
+
+// env is the hook's Env for a request of this history: with backups, the one of backupEnv,
+// calling outside only when PlanEnsure asks.
+func (h *history) env(req *metacontroller.SyncRequest) Env {
+	if !h.backups {
+		return envFor(h.c)
+	}
+	env := backupEnv(h.c.Clock)
+	if !PlanEnsure(req, env).Needed {
+		env.Outside.Ensured = nil
+	}
+	return env
+}
+
+// pickJob picks an observed migration or backup Job that has not finished, or "".
 func (h *history) pickJob(finished bool) string {
 	var open []string
-	for _, name := range h.c.MigrationJobs() {
+	for _, name := range append(h.c.MigrationJobs(), h.c.BackupJobs()...) {
 		if (jobState(h.c.Get(GroupJob, name)) != "") == finished {
 			open = append(open, name)
 		}
@@ -263,7 +292,7 @@ func (h *history) syncAndCheck(dropGroup string) *metacontroller.SyncResponse {
 	if dropGroup != "" {
 		delete(req.Children, dropGroup)
 	}
-	resp := Sync(req, envFor(h.c))
+	resp := Sync(req, h.env(req))
 	h.check(req, resp)
 	h.c.Apply(resp)
 	return resp
@@ -387,7 +416,7 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 
 	// The same request gives the same bytes (checked on a sample: it costs a second sync).
 	if len(h.log)%8 == 0 {
-		again, _ := json.Marshal(Sync(req, envFor(h.c)))
+		again, _ := json.Marshal(Sync(req, h.env(req)))
 		if !bytes.Equal(body, again) {
 			h.failf("the same request gave two different responses")
 		}
@@ -439,8 +468,7 @@ func (h *history) converge() {
 	var last v1beta1.Status
 	for round := range 12 {
 		if j := h.pickJob(false); j != "" {
-			h.migrated[labelsOf(c.Get(GroupJob, j))[children.LabelVersion]] = true
-			c.CompleteJob(j)
+			h.succeeded(j)
 		}
 		c.PostgresReady()
 		c.RollOut()

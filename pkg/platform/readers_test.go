@@ -38,9 +38,9 @@ func TestReadersAgreeWithTheHook(t *testing.T) {
 				return c
 			},
 			failed:     true,
-			wantStates: map[string]gate.JobState{v2 + "/0": gate.JobFailed},
+			wantStates: map[string]gate.JobState{v1 + "/0": gate.JobSucceeded, v2 + "/0": gate.JobFailed},
 		},
-		"a retry of the failed migration is no longer failed, and only the new attempt's Job is kept": {
+		"a retry of the failed migration is no longer failed, and only the new attempt's Job and the record of the last migration are kept": {
 			history: func(t *testing.T) *sim.Cluster {
 				c := installed(t, platform("car1-qa"))
 				c.EditSpec(func(s *v1beta1.Spec) { s.Version = v2 })
@@ -51,7 +51,7 @@ func TestReadersAgreeWithTheHook(t *testing.T) {
 				c.Sync(hook(c))
 				return c
 			},
-			wantStates: map[string]gate.JobState{v2 + "/1": gate.JobActive},
+			wantStates: map[string]gate.JobState{v1 + "/0": gate.JobSucceeded, v2 + "/1": gate.JobActive},
 		},
 	}
 	for name, tc := range tests {

@@ -52,10 +52,18 @@ func condition(typ, reason, message string, at time.Time) map[string]any {
 }
 
 // MigrationJobs lists the observed migration Job names.
-func (c *Cluster) MigrationJobs() []string {
+func (c *Cluster) MigrationJobs() []string { return c.jobsOf("migrations") }
+
+// BackupJobs lists the observed Job names of the backups before migrations.
+func (c *Cluster) BackupJobs() []string { return c.jobsOf("backup") }
+
+func (c *Cluster) jobsOf(component string) []string {
 	var out []string
 	c.Each("Job.batch/v1", func(_ string, obj metacontroller.Object) {
-		out = append(out, obj["metadata"].(map[string]any)["name"].(string))
+		meta := obj["metadata"].(map[string]any)
+		if labels, _ := meta["labels"].(map[string]any); labels["app.kubernetes.io/component"] == component {
+			out = append(out, meta["name"].(string))
+		}
 	})
 	return out
 }

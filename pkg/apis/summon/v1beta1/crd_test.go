@@ -410,15 +410,18 @@ app: {wsgi: "car.wsgi:application", asgi: "car.asgi:application", celeryApp: car
 gunicorn: {workers: 4, threads: 8, timeoutSeconds: 120}
 celery: {concurrency: 8}
 migrations: {command: [python, manage.py, migrate], backoffLimit: 0, activeDeadlineSeconds: 3600, attempt: 2, resources: {limits: {memory: 2Gi}}}
+backups: {beforeMigration: BestEffort, keep: 10}
 database: {shared: {host: postgres.db.svc, port: 5432, sslMode: verify-full}}
 redis: {cacheMemory: 512Mi, channelsMemory: 128Mi}
 deletionPolicy: Delete
 paused: true
 `},
-		"a shared database on an IPv6 address is valid": {spec: "version: v1\ndatabase: {shared: {host: 'fd00::10'}}", want: accepted},
-		"a database URL from a Secret is valid":         {spec: "version: v1\ndatabase: {urlSecret: {name: car1-db, key: DATABASE_URL}}", want: accepted},
-		"a name of 63 characters is valid":              {name: "a" + strings.Repeat("b", 62), spec: "version: v1", want: accepted},
-		"an in-cluster database with defaults is valid": {spec: "version: v1\ndatabase: {inCluster: {}}", want: accepted},
+		"a shared database on an IPv6 address is valid":  {spec: "version: v1\ndatabase: {shared: {host: 'fd00::10'}}", want: accepted},
+		"a database URL from a Secret is valid":          {spec: "version: v1\ndatabase: {urlSecret: {name: car1-db, key: DATABASE_URL}}", want: accepted},
+		"a backup policy Summon doesn't know is refused": {spec: "version: v1\nbackups: {beforeMigration: Sometimes}", want: refused},
+		"keeping no backup is refused":                   {spec: "version: v1\nbackups: {keep: 0}", want: refused},
+		"a name of 63 characters is valid":               {name: "a" + strings.Repeat("b", 62), spec: "version: v1", want: accepted},
+		"an in-cluster database with defaults is valid":  {spec: "version: v1\ndatabase: {inCluster: {}}", want: accepted},
 		"an in-cluster database of 5Gi on a class of its own with Delete is valid": {
 			spec: "version: v1\ndeletionPolicy: Delete\ndatabase: {inCluster: {storageSize: 5Gi, storageClass: fast.example.com}}", want: accepted},
 		"an in-cluster database sized in bytes is valid": {spec: "version: v1\ndatabase: {inCluster: {storageSize: 1073741824}}", want: accepted},

@@ -11,6 +11,12 @@ type HookDefaults struct {
 	Image string `json:"image,omitempty"`
 }
 
+// DefaultBackupsKept is how many backups an instance keeps unless spec.backups.keep says.
+const DefaultBackupsKept = 5
+
+// MigrationRecordsKept is how many succeeded migration Jobs an instance keeps for their logs.
+const MigrationRecordsKept = 3
+
 // Defaulted returns a copy of the spec with every default filled in. It never changes the input:
 // the parent as observed must stay untouched so that status echoes what the user wrote.
 func (s Spec) Defaulted(hook HookDefaults) Spec {
@@ -80,6 +86,8 @@ func (s Spec) Defaulted(hook HookDefaults) Spec {
 	}
 	// Migrations load every model and often a data migration's worth of rows: give them room.
 	out.Migrations.Resources = orResources(out.Migrations.Resources, "250m", "1Gi", "2Gi")
+
+	out.Backups.Keep = orInt32(out.Backups.Keep, DefaultBackupsKept)
 
 	if sh := out.Database.Shared; sh != nil {
 		c := *sh

@@ -71,6 +71,9 @@ type Spec struct {
 
 	// Migrations tunes the per-version migration Job.
 	Migrations Migrations `json:"migrations,omitempty"`
+	// Backups says whether each version's migration waits for a backup of the database, and how
+	// many backups are kept (docs/backups.md).
+	Backups Backups `json:"backups,omitempty"`
 	// Database says where the instance's Postgres database lives.
 	Database Database `json:"database,omitempty"`
 	// Redis asks for the instance's cache and Channels layer: a Redis that Summon runs for the
@@ -173,6 +176,27 @@ type Migrations struct {
 	Attempt int32 `json:"attempt,omitempty"`
 }
 
+// Backups tunes the backup taken before each version's migration.
+type Backups struct {
+	// BeforeMigration is Required (no migration without a completed backup), BestEffort (the
+	// migration runs even if the backup fails, with a warning) or Never. Unset, it is Required when
+	// Summon can back up the instance's database (a shared database with the hook's
+	// --backup-image) and none otherwise, which the BackedUp condition says.
+	BeforeMigration BackupPolicy `json:"beforeMigration,omitempty"`
+	// Keep is how many backups are kept per instance. Defaults to 5.
+	Keep *int32 `json:"keep,omitempty"`
+}
+
+// BackupPolicy says whether a migration waits for a backup.
+type BackupPolicy string
+
+const (
+	BackupRequired   BackupPolicy = "Required"
+	BackupBestEffort BackupPolicy = "BestEffort"
+	// BackupNever takes no backup. (Not "Off": YAML 1.1 reads an unquoted Off as false.)
+	BackupNever BackupPolicy = "Never"
+)
+
 // Database says where the Postgres database lives. At most one of Shared, URLSecret and InCluster
 // is set; with none, DATABASE_URL must come from an input Secret.
 type Database struct {
@@ -265,7 +289,49 @@ type Status struct {
 	Components map[string]ComponentStatus `json:"components,omitempty"`
 	// External names the instance's resources outside the cluster (no secrets).
 	External *ExternalStatus `json:"external,omitempty"`
+	// Backups are the backups taken before migrations, newest first, at most spec.backups.keep.
+	Backups []BackupRecord `json:"backups,omitempty"`
+	// Migrations are the last migrations that succeeded, newest first; their Jobs (and logs) are
+	// kept while they are listed here.
+	Migrations []MigrationRecord `json:"migrations,omitempty"`
 }
+
+// BackupRecord is one backup taken before a migration.
+type BackupRecord struct {
+	// Name is the backup's Job.
+	Name string `json:"name"`
+	// Version is the version whose migration the backup preceded.
+	Version string `json:"version"`
+	// FromVersion is the version that had migrated the database when it was backed up: the one
+	// to go back to with it.
+	FromVersion string `json:"fromVersion,omitempty"`
+	Attempt     int32  `json:"attempt,omitempty"`
+	// Phase is Running, Completed or Failed.
+	Phase string `json:"phase"`
+	// Location is where the backup lives: the object-store prefix of a dump.
+	Location string `json:"location,omitempty"`
+	// CompletedAt is when the backup completed, as its Job reports it.
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// MigrationRecord is one migration that succeeded.
+type MigrationRecord struct {
+	Version string `json:"version"`
+	Attempt int32  `json:"attempt,omitempty"`
+	// Job is the migration Job, kept for its logs while the record is listed.
+	Job string `json:"job"`
+	// JobUID tells the kept Job from a later one of the same name.
+	JobUID string `json:"jobUID,omitempty"`
+	// CompletedAt is when the Job completed, as it reports it.
+	CompletedAt *metav1.Time `json:"completedAt,omitempty"`
+}
+
+// Backup phases, as status.backups reports them.
+const (
+	BackupPhaseRunning   = "Running"
+	BackupPhaseCompleted = "Completed"
+	BackupPhaseFailed    = "Failed"
+)
 
 // ExternalStatus names the resources outside the cluster that Summon manages for the instance.
 type ExternalStatus struct {
@@ -293,6 +359,9 @@ const (
 	// ConditionExternal is True once the resources outside the cluster exist for the current
 	// generation; its observedGeneration tells the hook when the spec changed since.
 	ConditionExternal = "ExternalResourcesReady"
+	// ConditionBackedUp says whether the backup before the spec's version's migration was taken,
+	// and, when none is, why.
+	ConditionBackedUp = "BackedUp"
 )
 
 // AnnotationAdoptFromUID, on a SummonPlatform, names the UID of a deleted one whose data outside

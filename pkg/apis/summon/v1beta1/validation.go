@@ -75,6 +75,7 @@ func validateSpec(s *Spec, path *field.Path) field.ErrorList {
 	errs = append(errs, inRange(s.Gunicorn.TimeoutSeconds, 0, 3600, path.Child("gunicorn", "timeoutSeconds"))...)
 	errs = append(errs, inRange(s.Celery.Concurrency, 0, 256, path.Child("celery", "concurrency"))...)
 	errs = append(errs, validateMigrations(&s.Migrations, path.Child("migrations"))...)
+	errs = append(errs, validateBackups(&s.Backups, path.Child("backups"))...)
 	errs = append(errs, validateDatabase(&s.Database, path.Child("database"))...)
 	errs = append(errs, validateRedis(s.Redis, path.Child("redis"))...)
 	if db := s.Database.InCluster; db != nil && db.StorageClass != "" && s.DeletionPolicy != DeletionPolicyDelete {
@@ -227,6 +228,20 @@ func validateMigrations(m *Migrations, path *field.Path) field.ErrorList {
 	}
 	if m.Attempt < 0 {
 		errs = append(errs, field.Invalid(path.Child("attempt"), m.Attempt, "must not be negative"))
+	}
+	return errs
+}
+
+func validateBackups(b *Backups, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	switch b.BeforeMigration {
+	case "", BackupRequired, BackupBestEffort, BackupNever:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("beforeMigration"), b.BeforeMigration,
+			[]string{string(BackupRequired), string(BackupBestEffort), string(BackupNever)}))
+	}
+	if b.Keep != nil {
+		errs = append(errs, inRange(*b.Keep, 1, 100, path.Child("keep"))...)
 	}
 	return errs
 }
