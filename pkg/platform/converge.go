@@ -109,6 +109,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 		d.keep(seen.jobObjects[name])
 	}
 
+	built := settleBuilds(d, p, par, req.Parent, seen, decision.Targets, configHash, env)
 	unknown := d.unknown(p, seen)
 	rollout := rolloutOf(p, seen, decision.Targets, configHash, beatReplicas)
 
@@ -118,6 +119,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	st.MigratedVersion = decision.MigratedVersion
 	st.Components = rollout.components
 	st.External = externalStatus(p, env.Outside)
+	st.Builders = built.status(conds)
 	if env.Outside.Any() {
 		if externalsReady(par, env.Outside) {
 			conds.set(v1beta1.ConditionExternal, true, reasonExternalReady, "the bucket, IAM user, vhost and database this instance needs exist")

@@ -265,6 +265,24 @@ type Status struct {
 	Components map[string]ComponentStatus `json:"components,omitempty"`
 	// External names the instance's resources outside the cluster (no secrets).
 	External *ExternalStatus `json:"external,omitempty"`
+	// Builders says which of Summon's builder revisions the app workloads were built with, and
+	// whether a newer one is held back until the instance's wave opens (docs/upgrading.md).
+	Builders *BuildersStatus `json:"builders,omitempty"`
+}
+
+// BuildersStatus names the builder revisions of an instance's app workloads. A builder revision
+// stands for the pod templates one build of Summon makes; a Summon release that changes them
+// rolls them out in waves.
+type BuildersStatus struct {
+	// Revision is the builder revision the app workloads run: Available unless Held. Empty while
+	// held on workloads built before Summon recorded revisions.
+	Revision string `json:"revision,omitempty"`
+	// Available is the revision of the hook that wrote this status.
+	Available string `json:"available,omitempty"`
+	// Held says that the app workloads keep Revision until the instance's wave opens.
+	Held bool `json:"held,omitempty"`
+	// HeldComponents names the app workloads held, in the order of the components.
+	HeldComponents []string `json:"heldComponents,omitempty"`
 }
 
 // ExternalStatus names the resources outside the cluster that Summon manages for the instance.
@@ -293,4 +311,7 @@ const (
 	// ConditionExternal is True once the resources outside the cluster exist for the current
 	// generation; its observedGeneration tells the hook when the spec changed since.
 	ConditionExternal = "ExternalResourcesReady"
+	// ConditionBuildersUpToDate is False while the app workloads are held on an older builder
+	// revision than the hook's (reason Held), until the instance's wave opens.
+	ConditionBuildersUpToDate = "BuildersUpToDate"
 )
