@@ -45,7 +45,10 @@ func (h Handler) Handle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tag := h.ETag.Of(body)
+	// The Env first: its wave names the answer, and the answer must be computed under the wave
+	// that named it.
+	env := h.Env()
+	tag := h.ETag.Of(body, env.Rollout)
 	if tag != "" && c.Request().Header.Get("If-None-Match") == tag {
 		// The very request this hook answered before: the same answer, without decoding it.
 		c.Response().Header().Set("ETag", tag)
@@ -58,7 +61,6 @@ func (h Handler) Handle(c echo.Context) error {
 	}
 	hookhttp.AnnotateParent(c, req.Parent)
 	hookhttp.Debug(c, "sync request", slog.Any("observed", groupSizes(req.Children)), slog.Any("related", groupSizes(req.Related)))
-	env := h.Env()
 	calledOut := false
 	if h.Outside != nil {
 		plan := platform.PlanEnsure(&req, env)
