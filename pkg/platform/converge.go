@@ -119,7 +119,6 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	st.MigratedVersion = decision.MigratedVersion
 	st.Components = rollout.components
 	st.External = externalStatus(p, env.Outside)
-	st.Builders = built.status(conds)
 	if env.Outside.Any() {
 		if externalsReady(par, env.Outside) {
 			conds.set(v1beta1.ConditionExternal, true, reasonExternalReady, "the bucket, IAM user, vhost and database this instance needs exist")
@@ -157,6 +156,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	} else {
 		conds.set(v1beta1.ConditionReady, st.Phase == v1beta1.PhaseReady, readyReason(st.Phase), st.Message)
 	}
+	st.Builders = built.status(conds)
 	st.Conditions = conds.list
 
 	out := d.objects
