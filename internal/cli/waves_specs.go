@@ -180,3 +180,13 @@ func rolloutFileText(w platform.Wave) string {
 	b, _ := yaml.Marshal(w)
 	return "# The open builder wave (docs/upgrading.md), written by summonctl waves open.\n" + string(b)
 }
+
+// builderMismatch warns when this summonctl builds pod templates with other builders than the
+// hook's: its diff then shows the templates this build would make, not the hook's.
+func builderMismatch(p platform.HookProfile) string {
+	if p.BuilderRevision == "" || p.BuilderRevision == platform.BuilderRevision {
+		return ""
+	}
+	return fmt.Sprintf("this summonctl's builders (revision %s) are not the hook's (%s): pod templates are shown as this build makes them; "+
+		"use the summonctl of the release the hook runs", platform.BuilderRevision, p.BuilderRevision)
+}
