@@ -3,6 +3,9 @@ package sync
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+
+	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 // ETags name sync answers for Metacontroller's ETag cache (hooks.sync.webhook.etag): it keeps the
@@ -19,13 +22,19 @@ type ETags struct {
 	Fingerprint [32]byte
 }
 
-// Of is the ETag of the answer to body, quoted as HTTP wants it; "" when ETags are off.
-func (e *ETags) Of(body []byte) string {
+// Of is the ETag of the answer to body under the builder wave in force, quoted as HTTP wants
+// it; "" when ETags are off. The wave is part of the hook's configuration that changes while it
+// runs (its --rollout-file): an answer named without it would be served again, as a 304, after
+// the wave it was computed for has closed or opened.
+func (e *ETags) Of(body []byte, wave platform.Wave) string {
 	if e == nil {
 		return ""
 	}
 	h := sha256.New()
 	h.Write(e.Fingerprint[:])
+	w, _ := json.Marshal(wave)
+	h.Write(w)
+	h.Write([]byte{0})
 	h.Write(body)
 	return `"` + hex.EncodeToString(h.Sum(nil)[:16]) + `"`
 }

@@ -45,10 +45,13 @@ func (h Handler) Handle(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// The Env first: its wave names the answer, and the answer must be computed under the wave
+	// that named it.
+	env := h.Env()
 	// The decoded request copies what it keeps of the body, and the answer is written before this
 	// returns.
 	defer hookhttp.Release(body)
-	tag := h.ETag.Of(body)
+	tag := h.ETag.Of(body, env.Rollout)
 	if tag != "" && c.Request().Header.Get("If-None-Match") == tag {
 		// The very request this hook answered before: the same answer, without decoding it.
 		c.Response().Header().Set("ETag", tag)
@@ -61,7 +64,6 @@ func (h Handler) Handle(c echo.Context) error {
 	}
 	hookhttp.AnnotateParent(c, req.Parent)
 	hookhttp.Debug(c, "sync request", slog.Any("observed", groupSizes(req.Children)), slog.Any("related", groupSizes(req.Related)))
-	env := h.Env()
 	calledOut := false
 	if h.Outside != nil {
 		plan := platform.PlanEnsure(&req, env)

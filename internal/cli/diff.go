@@ -81,6 +81,9 @@ func (o *DiffOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if note := builderMismatch(profile); note != "" {
+		fmt.Fprintf(o.g.streams.ErrOut, "note: %s\n", note)
+	}
 	differs := false
 	n := 0
 	for _, d := range docs {

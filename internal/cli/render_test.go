@@ -27,6 +27,9 @@ func goldenProfile(name string) platform.HookProfile {
 		p.Data.CNPG = &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}
 	case "input-secrets-and-shared-database":
 		p.Outside = platform.Outside{Postgres: true}
+	case "builders-wave-open":
+		// The hook serves its open wave at GET /config; render answers under it as the hook does.
+		p.Rollout = platform.Wave{Revision: platform.BuilderRevision, Selector: "tier=canary"}
 	case "externals-steady", "externals-from-before-owner-marks":
 		p.Outside = platform.Outside{AWS: true, RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", AWSRegion: "eu-west-1", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"}
 	case "backup-running", "backup-completed-migration-starts", "backup-failed", "backup-best-effort-failed", "backup-never":

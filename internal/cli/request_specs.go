@@ -98,7 +98,7 @@ func (s *standIns) Ready() bool { return s.inner.Ready() }
 // live config file where there is one, and visible placeholders for the rest. The standIns say
 // which placeholders Sync used.
 func clientEnv(profile platform.HookProfile, now time.Time, configFile []byte) (platform.Env, *standIns, error) {
-	env := platform.Env{Now: now, Defaults: profile.Defaults, Outside: profile.Outside, Data: profile.Data}
+	env := platform.Env{Now: now, Defaults: profile.Defaults, Outside: profile.Outside, Data: profile.Data, Rollout: profile.Rollout}
 	env.Outside.Ensured = nil
 	if !profile.CredentialKey {
 		env.Credentials = credentials.Deriver{}

@@ -121,7 +121,7 @@ func NewRootCommand(name string, streams genericiooptions.IOStreams) *cobra.Comm
 		Long: `The platform team's command line for Summon's SummonPlatforms.
 
 Offline, for pull requests and CI: render, lint, new. Against a cluster, read-only: diff, status,
-doctor, dashboard (a web view of the fleet). Against a cluster, acting: shell, pyshell, logs, dbshell, retry-migration, restart. It
+doctor, dashboard (a web view of the fleet). Against a cluster, acting: shell, pyshell, logs, dbshell, retry-migration, restart, waves. Across a GitOps repository: set-version. It
 reads the cluster with your own kubeconfig (--kubeconfig, --context, -n as kubectl reads them).
 
 ` + exitCodeHelp,
@@ -166,6 +166,8 @@ reads the cluster with your own kubeconfig (--kubeconfig, --context, -n as kubec
 		newRestoreCommand(g),
 		newRestartCommand(g),
 		newDashboardCommand(g),
+		newWavesCommand(g),
+		newSetVersionCommand(g),
 	)
 	return root
 }

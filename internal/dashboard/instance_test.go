@@ -100,7 +100,7 @@ func TestAFailedUpgradeShowsTheFailedJobWhileTheOldVersionServes(t *testing.T) {
 	for _, c := range m.Conditions {
 		conds = append(conds, c.Type+"="+c.Status+" "+c.Reason)
 	}
-	wantConds := []string{"SpecValid=True Valid", "Migrated=False MigrationFailed", "Deployed=False AwaitingMigration", "Ready=False MigrationFailed", "BackedUp=False NotAvailable"}
+	wantConds := []string{"SpecValid=True Valid", "Migrated=False MigrationFailed", "Deployed=False AwaitingMigration", "Ready=False MigrationFailed", "BuildersUpToDate=True Current", "BackedUp=False NotAvailable"}
 	if diff := cmp.Diff(wantConds, conds); diff != "" {
 		t.Errorf("conditions (-want +got):\n%s", diff)
 	}

@@ -46,6 +46,9 @@ type Config struct {
 	// AuthTokenFile holds the bearer token every hook call must carry (Metacontroller sends it with
 	// the CompositeController's authorization.secretRef). It is read again when it changes.
 	AuthTokenFile string
+	// RolloutFile holds the builder wave the operator opened (docs/upgrading.md); it is read
+	// again when it changes. Empty, or a missing file: no wave is open.
+	RolloutFile string
 	// InsecureNoAuth lets the hooks be served without authentication on a non-loopback address.
 	InsecureNoAuth bool
 	// TLSCertFile and TLSKeyFile serve the hooks over TLS; both are read again when they change.
@@ -92,6 +95,8 @@ var settings = []setting{
 	{"log-level", "SUMMON_LOG_LEVEL", "lowest level logged: debug, info, warn or error"},
 	{"auth-token-file", "SUMMON_AUTH_TOKEN_FILE", "file holding the bearer token (at least 32 characters) that every hook call must carry; read again when it changes. " +
 		"Without it (and without --tls-client-ca-file) the hooks are served only on a loopback address"},
+	{"rollout-file", "SUMMON_ROLLOUT_FILE", "file holding the open builder wave (YAML: revision, percent, selector, urgent), as summonctl waves open writes it; read again when it changes. " +
+		"Without it, or while it is missing, no wave is open: app workloads that only this build's builders would change keep their pod templates (docs/upgrading.md)"},
 	{"insecure-no-auth", "SUMMON_INSECURE_NO_AUTH", "serve the hooks without authentication on a non-loopback address: any pod that reaches the port can then read and destroy every tenant's data. For tests only"},
 	{"tls-cert-file", "SUMMON_TLS_CERT_FILE", "PEM certificate to serve the hooks over TLS (with --tls-key-file); read again when it changes"},
 	{"tls-key-file", "SUMMON_TLS_KEY_FILE", "PEM private key of --tls-cert-file"},
@@ -135,6 +140,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&cfg.OpsListen, "ops-listen", "", usage["ops-listen"])
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", usage["log-level"])
 	fs.StringVar(&cfg.AuthTokenFile, "auth-token-file", "", usage["auth-token-file"])
+	fs.StringVar(&cfg.RolloutFile, "rollout-file", "", usage["rollout-file"])
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, usage["insecure-no-auth"])
 	fs.StringVar(&cfg.TLSCertFile, "tls-cert-file", "", usage["tls-cert-file"])
 	fs.StringVar(&cfg.TLSKeyFile, "tls-key-file", "", usage["tls-key-file"])

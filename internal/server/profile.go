@@ -19,6 +19,8 @@ func hookProfile(cfg Config, key credentials.Source, systems platform.Outside) p
 		CredentialKey: key.Ready(),
 		Outside:       systems,
 		Data:          cfg.DataServices(),
+		// The wave is filled in per GET /config: it changes while the hook runs.
+		BuilderRevision: platform.BuilderRevision,
 	}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		p.Version = info.Main.Version

@@ -67,6 +67,8 @@ func TestConfigServesTheHooksProfileWithoutASecret(t *testing.T) {
 		CredentialKey: true,
 		Outside:       platform.Outside{RabbitMQ: true, Postgres: true, BucketPrefix: "acme-", RabbitAMQPAddr: "rabbitmq.shared.svc:5672"},
 		Data:          platform.DataServices{RedisImage: children.DefaultRedisImage},
+		// No --rollout-file: no wave.
+		BuilderRevision: platform.BuilderRevision,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("GET /config (-want +got):\n%s", diff)

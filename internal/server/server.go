@@ -59,6 +59,8 @@ type Server struct {
 	slots chan struct{}
 	// profile is served at GET /config.
 	profile platform.HookProfile
+	// rollout is the builder wave in force; nil without --rollout-file.
+	rollout *rolloutFile
 	// etags name the sync hook's answers; New sets their fingerprint.
 	etags *synchook.ETags
 	// closers release the providers' connections once the last hook call is done.
@@ -122,8 +124,18 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	defaults := v1beta1.HookDefaults{Image: cfg.DefaultImage}
 	data := cfg.DataServices()
 	log.Info("data services inside the cluster", "redisImage", data.RedisImage, "backupImage", data.BackupImage, "cnpg", data.CNPG != nil)
+	var rollout *rolloutFile
+	if cfg.RolloutFile != "" {
+		if rollout, err = newRolloutFile(cfg.RolloutFile, log); err != nil {
+			closeSystems()
+			return nil, err
+		}
+	} else {
+		log.Info("no --rollout-file: no builder wave can open; app workloads that only this build's builders would change keep their templates",
+			"builderRevision", platform.BuilderRevision)
+	}
 	env := func() platform.Env {
-		return platform.Env{Now: time.Now(), Defaults: defaults, Credentials: deriver, Outside: systems.View, Data: data}
+		return platform.Env{Now: time.Now(), Defaults: defaults, Credentials: deriver, Outside: systems.View, Data: data, Rollout: rollout.current()}
 	}
 	var ensurer synchook.Ensurer
 	fin := finalize.Teardown{Env: env}
@@ -131,6 +143,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		ensurer, fin.Outside = systems, systems
 	}
 	s := newServer(cfg, log, env, ensurer, fin)
+	s.rollout = rollout
 	s.profile = hookProfile(cfg, deriver, systems.View)
 	fp, err := fingerprint(cfg, deriver)
 	if err != nil {
@@ -244,7 +257,11 @@ func (s *Server) opsRoutes(e *echo.Echo) {
 	})
 	e.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 	// The hook's non-secret configuration, for summonctl render and diff.
-	e.GET("/config", func(c echo.Context) error { return c.JSON(http.StatusOK, s.profile) })
+	e.GET("/config", func(c echo.Context) error {
+		p := s.profile
+		p.Rollout = s.rollout.current()
+		return c.JSON(http.StatusOK, p)
+	})
 }
 
 // Handler is the HTTP handler of the hooks (and of the ops routes when they share a listener).

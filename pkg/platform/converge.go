@@ -117,6 +117,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	}
 	backup.addBackup(d, p, par, decision)
 
+	built := settleBuilds(d, p, par, req.Parent, seen, decision.Targets, configHash, env)
 	unknown := d.unknown(p, seen)
 	rollout := rolloutOf(p, seen, decision.Targets, configHash, beatReplicas)
 
@@ -166,6 +167,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	} else {
 		conds.set(v1beta1.ConditionReady, st.Phase == v1beta1.PhaseReady, readyReason(st.Phase), st.Message)
 	}
+	st.Builders = built.status(conds)
 	st.Conditions = conds.list
 
 	out := d.objects

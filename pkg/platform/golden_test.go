@@ -344,6 +344,7 @@ var goldenCNPG = map[string]bool{"postgres-in-cluster": true, "qa-own-data-ready
 func goldenEnv(name string) Env {
 	env := testEnv(goldenClock)
 	env.Outside = goldenOutside[name]
+	env.Rollout = goldenWaves[name]
 	if goldenCNPG[name] {
 		env.Data.CNPG = testCNPG
 	}

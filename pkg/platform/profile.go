@@ -19,4 +19,8 @@ type HookProfile struct {
 	Outside Outside `json:"outside"`
 	// Data is the Redis image and the CloudNativePG install the hook knows of.
 	Data DataServices `json:"data"`
+	// BuilderRevision is the hook's builder revision, and Rollout the builder wave in force
+	// (docs/upgrading.md).
+	BuilderRevision string `json:"builderRevision,omitempty"`
+	Rollout         Wave   `json:"rollout,omitempty"`
 }

@@ -30,6 +30,9 @@ type Env struct {
 	Outside Outside
 	// Data is what the hook knows of the data services it may run inside the cluster.
 	Data DataServices
+	// Rollout is the builder wave the operator opened (builds.go); the zero Wave opens none, so
+	// that a new release changes no running pod until its waves are opened.
+	Rollout Wave
 }
 
 // secrets is the Env's credential source; a nil one is a hook without a master key (the zero

@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -99,7 +100,12 @@ func startHook(t *testing.T, env ...string) *mctest.HookServer {
 // the stand-in in this process, or the real Metacontroller when METACONTROLLER_BIN is set.
 func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strategy standin.ApplyStrategy) {
 	t.Helper()
-	cc := mctest.CompositeController(t, hookURL)
+	startControllerOf(t, c, mctest.CompositeController(t, hookURL), strategy)
+}
+
+// startControllerOf is startController for a CompositeController a test changed.
+func startControllerOf(t *testing.T, c *testcluster.Cluster, cc *unstructured.Unstructured, strategy standin.ApplyStrategy) {
+	t.Helper()
 	mctest.EnsureHookToken(t, clientsOf(c).kube)
 	logPath := filepath.Join(t.TempDir(), "controller.log")
 	if bin := os.Getenv("METACONTROLLER_BIN"); bin != "" {

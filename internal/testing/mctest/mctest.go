@@ -227,6 +227,15 @@ func (h *HookServer) Addr() string { return h.addr }
 // URL is where the hooks are served.
 func (h *HookServer) URL() string { return "http://" + h.addr }
 
+// Replace stops the hook server and starts bin in its place, on the same address with the same
+// flags: a new release of the hook rolled out under Metacontroller.
+func (h *HookServer) Replace(bin string) {
+	h.t.Helper()
+	h.Stop(syscall.SIGTERM)
+	h.bin = bin
+	h.Start()
+}
+
 // PID is the running process's, or 0.
 func (h *HookServer) PID() int {
 	if h.cmd == nil {

@@ -294,6 +294,24 @@ type Status struct {
 	// Migrations are the last migrations that succeeded, newest first; their Jobs (and logs) are
 	// kept while they are listed here.
 	Migrations []MigrationRecord `json:"migrations,omitempty"`
+	// Builders says which of Summon's builder revisions the app workloads were built with, and
+	// whether a newer one is held back until the instance's wave opens (docs/upgrading.md).
+	Builders *BuildersStatus `json:"builders,omitempty"`
+}
+
+// BuildersStatus names the builder revisions of an instance's app workloads. A builder revision
+// stands for the pod templates one build of Summon makes; a Summon release that changes them
+// rolls them out in waves.
+type BuildersStatus struct {
+	// Revision is the builder revision the app workloads run: Available unless Held. Empty while
+	// held on workloads built before Summon recorded revisions.
+	Revision string `json:"revision,omitempty"`
+	// Available is the revision of the hook that wrote this status.
+	Available string `json:"available,omitempty"`
+	// Held says that the app workloads keep Revision until the instance's wave opens.
+	Held bool `json:"held,omitempty"`
+	// HeldComponents names the app workloads held, in the order of the components.
+	HeldComponents []string `json:"heldComponents,omitempty"`
 }
 
 // BackupRecord is one backup taken before a migration.
@@ -362,6 +380,9 @@ const (
 	// ConditionBackedUp says whether the backup before the spec's version's migration was taken,
 	// and, when none is, why.
 	ConditionBackedUp = "BackedUp"
+	// ConditionBuildersUpToDate is False while the app workloads are held on an older builder
+	// revision than the hook's (reason Held), until the instance's wave opens.
+	ConditionBuildersUpToDate = "BuildersUpToDate"
 )
 
 // AnnotationAdoptFromUID, on a SummonPlatform, names the UID of a deleted one whose data outside
