@@ -70,10 +70,11 @@ build_rootfs() {
 	printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
 	chmod 755 "$dir/usr/sbin/policy-rc.d"
 	log "installing $(ls "$debs"/*.deb | wc -l) packages in the rootfs ..."
-	# apt, not a bare dpkg -i, orders them (python3 pre-depends on python3-minimal); it has every
-	# file it needs and fetches nothing.
+	# apt, not a bare dpkg -i, orders them (python3 pre-depends on python3-minimal). It has no
+	# package lists, so it takes every file from /tmp/debs; as root, since its _apt user may not
+	# read them there.
 	chroot "$dir" env DEBIAN_FRONTEND=noninteractive sh -c \
-		'apt-get install -y --no-install-recommends --no-download /tmp/debs/*.deb' >&2
+		'apt-get install -y --no-install-recommends -o APT::Sandbox::User=root /tmp/debs/*.deb' >&2
 	rm -rf "$dir/tmp/debs" "$debs" "$dir/usr/sbin/policy-rc.d"
 	# The image's user: numeric for runAsNonRoot, group 0, home /tmp (the one writable place).
 	chroot "$dir" useradd --uid "$image_user" --gid 0 --home-dir /tmp --no-create-home \
@@ -83,6 +84,8 @@ build_rootfs() {
 	# Trim what no container reads: docs, man pages, locales, apt's lists and caches, logs.
 	rm -rf "$dir"/usr/share/{doc,man,info,locale,lintian,linda}/* "$dir"/var/lib/apt/lists/* \
 		"$dir"/var/cache/apt/* "$dir"/var/cache/debconf/*-old "$dir"/var/log/* "$dir"/root/.cache
+	# Translations' sources (Django's are most of its size); the compiled .mo files stay.
+	find "$dir/usr/lib/python3" -name '*.po' -delete
 }
 
 # apt_retry CMD...: the CI run on this machine may hold the dpkg/apt lock for a few minutes.

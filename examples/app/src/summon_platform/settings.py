@@ -52,6 +52,8 @@ DEBUG = _flag(SUMMON.get("DEBUG", False))
 ALLOWED_HOSTS = [h.strip() for h in str(SUMMON.get("ALLOWED_HOSTS", "")).split(",") if h.strip()]
 
 INSTALLED_APPS = [
+    # First, so that its runworker command wins over Channels' own.
+    "summon_platform",
     "django.contrib.staticfiles",
     "channels",
     "ticks",
