@@ -113,20 +113,21 @@ pack_layer() {
 
 json_strings() { local s sep=; printf '['; for s in "$@"; do printf '%s"%s"' "$sep" "$s"; sep=,; done; printf ']'; }
 
-# write_archive OUT REF: an OCI image archive of the rootfs layer and one app layer.
+# write_archive OUT REF APP_BLOB APP_DIFF_ID APP_DIGEST APP_SIZE: an OCI image archive of the
+# rootfs layer and one app layer.
 write_archive() {
-	local out=$1 ref=$2 app_blob=$3 app_diff=$4 app_size=$5 work cfg cd cs man md ms
+	local out=$1 ref=$2 app_blob=$3 app_diff=$4 app_digest=$5 app_size=$6 work cfg cd cs man md ms
 	work=$(mktemp -d "$images/.oci.XXXXXX")
 	mkdir -p "$work/blobs/sha256"
 	ln "$rootfs_dir/layer.tar.gz" "$work/blobs/sha256/$root_digest"
-	ln "$app_blob" "$work/blobs/sha256/${app_blob##*/}"
+	ln "$app_blob" "$work/blobs/sha256/$app_digest"
 	cfg=$(printf '{"architecture":"amd64","os":"linux","config":{"User":"%s","Env":%s,"WorkingDir":"%s","ExposedPorts":{"8000/tcp":{}},"Labels":{"org.opencontainers.image.title":"summon-example","org.opencontainers.image.version":"%s"}},"rootfs":{"type":"layers","diff_ids":["sha256:%s","sha256:%s"]}}' \
 		"$image_user" "$(json_strings "${image_env[@]}")" "$image_workdir" "${ref##*:}" "$root_diff" "$app_diff")
 	cd=$(printf '%s' "$cfg" | sha256sum | cut -d' ' -f1)
 	cs=${#cfg}
 	printf '%s' "$cfg" >"$work/blobs/sha256/$cd"
 	man=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s},{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-		"$cd" "$cs" "$root_digest" "$root_size" "${app_blob##*/}" "$app_size")
+		"$cd" "$cs" "$root_digest" "$root_size" "$app_digest" "$app_size")
 	md=$(printf '%s' "$man" | sha256sum | cut -d' ' -f1)
 	ms=${#man}
 	printf '%s' "$man" >"$work/blobs/sha256/$md"
@@ -228,11 +229,9 @@ if [[ ! -f "$images/versions" ]]; then
 				python3 -m compileall -q --invalidation-mode checked-hash .
 				python3 manage.py collectstatic --noinput -v 0"
 		' build "$rootfs_dir/rootfs" "$a" >&2
-		read -r d _ < <(pack_layer "$a" "$images/.app-$v.tar.gz")
-		g=$(sha256sum "$images/.app-$v.tar.gz" | cut -d' ' -f1)
-		mv "$images/.app-$v.tar.gz" "$images/.blob-$g"
-		write_archive "$images/summon-example-$v.tar" "$repo:$v" "$images/.blob-$g" "$d" "$(stat -c %s "$images/.blob-$g")"
-		rm -f "$images/.blob-$g"
+		read -r d g size < <(pack_layer "$a" "$images/.app-$v.tar.gz")
+		write_archive "$images/summon-example-$v.tar" "$repo:$v" "$images/.app-$v.tar.gz" "$d" "$g" "$size"
+		rm -f "$images/.app-$v.tar.gz"
 		log "$repo:$v in $((SECONDS - start))s: $(du -h "$images/summon-example-$v.tar" | cut -f1)"
 	done
 	printf '%s\n' "${versions[@]}" >"$images/versions.tmp"
