@@ -160,6 +160,13 @@ sandbox() {
 		mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
 		mount -t tmpfs -o mode=1777 tmpfs "$r/var/lib/celerybeat"
 		mount -t proc proc "$r/proc"
+		# A /dev as a container runtime makes one: a few devices and a /dev/shm (Celery'"'"'s
+		# prefork pool needs it for its semaphores).
+		mount -t tmpfs -o mode=755 dev "$r/dev"
+		for n in null zero full random urandom tty; do touch "$r/dev/$n"; mount --bind "/dev/$n" "$r/dev/$n"; done
+		mkdir "$r/dev/shm" "$r/dev/pts"
+		mount -t tmpfs -o mode=1777 shm "$r/dev/shm"
+		ln -s /proc/self/fd "$r/dev/fd"
 		if [ -n "$c" ]; then mount --bind "$c" "$r/etc/summon"; mount -o remount,bind,ro "$r/etc/summon"; fi
 		exec chroot --userspec='"$image_user"':0 "$r" /usr/bin/env -i "$@"
 	' sandbox "$rootfs" "$app" "$config" "${envs[@]}" sh -c 'cd "$0" && exec "$@"' "$image_workdir" "$@"
