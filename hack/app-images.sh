@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the example app's images (examples/app, docs/example-app.md) as OCI image archives, from
 # Debian 12 packages, without Docker and without any registry: debootstrap a minimal rootfs, add
-# the packages of examples/app/debian-packages.txt with apt-get --download-only and dpkg -i in a
-# chroot, then pack it with each app version as a second layer.
+# the packages of examples/app/debian-packages.txt (apt-get --download-only against the rootfs's
+# dpkg status, then apt in a chroot), trim it, and pack it with each app version as a second
+# layer. The Dockerfile in examples/app builds the same image with Docker.
 #
 #   hack/app-images.sh                        # build (or find) the images; last stdout line: their directory
 #   hack/app-images.sh run DIR VERSION CMD... # run CMD in VERSION's image of DIR as its pods would (sandbox)
@@ -214,7 +215,7 @@ exec 9>"$images/.lock"
 flock 9
 if [[ ! -f "$images/versions" ]]; then
 	[[ $EUID -eq 0 ]] || { log "building the images needs root (chroot, unshare)"; exit 1; }
-	rm -rf "$images/app" "$images"/*.tar
+	rm -rf "$images/app" "$images"/*.tar "$images"/.oci.* "$images"/.app-*
 	ln -sfn "../rootfs-$rootfs_key/rootfs" "$images/rootfs"
 	for v in "${versions[@]}"; do
 		start=$SECONDS
