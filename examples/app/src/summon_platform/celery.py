@@ -13,8 +13,8 @@ app = Celery("summon_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# One tick per slot of TICK_SECONDS. Beat chooses the slot, records that it sent it, and sends it
-# with the task (ticks/schedules.py).
+# One tick per slot of TICK_SECONDS. Beat chooses the slot, sends it with the task, and records
+# the send (ticks/schedules.py).
 app.conf.beat_schedule = {
     "tick": {
         "task": "ticks.tasks.tick",

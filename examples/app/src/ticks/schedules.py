@@ -1,4 +1,4 @@
-"""Beat's schedule for the tick: one send per slot, the slot recorded in the database.
+"""Beat's schedule for the tick: one send per slot, each send recorded in the database.
 
 A slot is a multiple of TICK_SECONDS since the epoch, so every beat agrees on which slot is
 which. The database, not beat's schedule file, says whether a slot has been sent (a BeatFire row):
@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from celery import schedules
+from celery.signals import after_task_publish
 from django.conf import settings
 from django.db import DatabaseError, connection
 
@@ -63,12 +64,22 @@ class every_slot(schedules.BaseSchedule):
 
 
 def fire():
-    """Records the send of the slot is_due chose, in beat, and gives the task its slot."""
+    """Gives the task the slot is_due chose; beat calls it as it sends the task."""
+    slot = _due_slot if _due_slot is not None else int(time.time() // settings.TICK_SECONDS)
+    return slot_start(slot).isoformat()
+
+
+@after_task_publish.connect(sender="ticks.tasks.tick")
+def record_send(sender=None, body=None, **kwargs):
+    """Records the send of a slot's tick once the broker has it, in beat (the one sender).
+
+    After, not before: a beat stopped between recording and sending would leave a slot recorded
+    and never sent, which the next beat would skip. Stopped between sending and recording, it
+    leaves the slot to be sent again by the next beat; the tick runs once anyway (ticks/tasks.py).
+    """
     global _fired
     from ticks.models import BeatFire
 
-    slot = _due_slot if _due_slot is not None else int(time.time() // settings.TICK_SECONDS)
-    start = slot_start(slot)
-    BeatFire.objects.create(slot=start, pod=settings.POD_NAME, version=settings.APP_VERSION)
+    _, task_kwargs, _ = body
+    BeatFire.objects.create(slot=task_kwargs["slot"], pod=settings.POD_NAME, version=settings.APP_VERSION)
     _fired = True
-    return start.isoformat()
