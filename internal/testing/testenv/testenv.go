@@ -37,6 +37,14 @@ func Redis(t testing.TB) string {
 	return lookup(t, "SUMMON_TEST_REDIS_DIR", `eval "export $(hack/redis.sh start)"`)
 }
 
+// AppImages returns the directory of the example app's images (examples/app), which
+// hack/app-images.sh builds and prints: one OCI archive per version, each version's app layer and
+// the shared rootfs, unpacked.
+func AppImages(t testing.TB) string {
+	t.Helper()
+	return require(t, "SUMMON_APP_IMAGES", `build them (as root) with: export SUMMON_APP_IMAGES="$(hack/app-images.sh | tail -n 1)" (from the repository root)`)
+}
+
 // CNPGCRDs returns the path of CloudNativePG's Cluster CRD, of the release the Cluster child
 // targets, which hack/cnpg-crds.sh fetches into the Go module cache.
 func CNPGCRDs(t testing.TB) string {
