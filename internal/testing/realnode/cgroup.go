@@ -90,8 +90,10 @@ func killCgroup(root string) error {
 	}
 }
 
-// removeCgroup removes root and every cgroup below it, deepest first, in every hierarchy.
+// removeCgroup removes root and every cgroup below it, deepest first, in every hierarchy. A cgroup
+// just emptied can be busy for a moment; one that still holds a process stays, and is reported.
 func removeCgroup(root string) error {
+	deadline := time.Now().Add(stopTimeout)
 	var errs []error
 	for _, h := range hierarchies() {
 		var dirs []string
@@ -103,17 +105,16 @@ func removeCgroup(root string) error {
 		})
 		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
 		for _, d := range dirs {
-			// A cgroup just emptied can be busy for a moment.
-			var err error
-			for range 50 {
-				if err = os.Remove(d); err == nil || errors.Is(err, fs.ErrNotExist) {
-					err = nil
+			for {
+				err := os.Remove(d)
+				if err == nil || errors.Is(err, fs.ErrNotExist) {
+					break
+				}
+				if !errors.Is(err, syscall.EBUSY) || time.Now().After(deadline) {
+					errs = append(errs, err)
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
-			}
-			if err != nil {
-				errs = append(errs, err)
 			}
 		}
 	}
