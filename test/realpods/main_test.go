@@ -1,5 +1,8 @@
 // Package realpods proves, on a real node (internal/testing/realnode: kubelet, containerd,
-// kube-proxy), what kwok's pods can't show: that a rollout of Summon's children drops no request.
+// kube-proxy), what kwok's pods can't show: that a rollout of Summon's serving children (web,
+// Daphne, static, as pkg/children builds them) drops no request sent through their Services.
+// The proofs with the example app, driven by the hook (migrations against PostgreSQL, beat, a
+// websocket), are still to come (issue 18).
 //
 // SUMMON_REALPODS_STRIP_PRESTOP=1 removes the preStop delay from every Deployment before it is
 // applied: run once that way, the proofs fail, which shows they can (docs/reliability.md has the
