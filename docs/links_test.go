@@ -18,12 +18,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// pendingPages are pages the README and docs/install.md link to that other branches are writing
-// (a Summon upgrade in waves, backups, who may write SummonPlatforms, the example app). While one
-// is missing its links are reported in the log, not as failures; once it lands, its links are
-// checked like any other. Empty this list when they all have landed.
-var pendingPages = []string{"docs/upgrading.md", "docs/backups.md", "docs/security.md", "docs/example-app.md"}
-
 // pages are the Markdown files whose links are checked, relative to the repository root.
 func pages(t *testing.T, repo fs.FS) []string {
 	t.Helper()
@@ -42,11 +36,7 @@ func pages(t *testing.T, repo fs.FS) []string {
 
 func TestEveryRelativeLinkResolves(t *testing.T) {
 	repo := os.DirFS("..")
-	problems, pending := brokenLinks(repo, pages(t, repo), pendingPages)
-	for _, p := range pending {
-		t.Logf("not checked until it lands: %s", p)
-	}
-	for _, p := range problems {
+	for _, p := range brokenLinks(repo, pages(t, repo)) {
 		t.Error(p)
 	}
 }
@@ -62,17 +52,15 @@ func TestBrokenLinksAreFound(t *testing.T) {
 		"docs/dashboard.png": {Data: []byte("png")},
 		"manifests/x.yaml":   {Data: []byte("x: 1")},
 	}
-	problems, pending := brokenLinks(repo, []string{"README.md", "docs/install.md"}, []string{"docs/upgrading.md"})
+	problems := brokenLinks(repo, []string{"README.md", "docs/install.md"})
 	want := []string{
 		"README.md: [gone](docs/gone.md): docs/gone.md does not exist",
 		"README.md: [bad anchor](docs/install.md#no-such-heading): docs/install.md has no heading #no-such-heading",
+		"README.md: [later](docs/upgrading.md): docs/upgrading.md does not exist",
 		"docs/install.md: [up](../README.md#nope): README.md has no heading #nope",
 	}
 	if diff := cmp.Diff(want, problems); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"README.md: [later](docs/upgrading.md)"}, pending); diff != "" {
-		t.Errorf("pending (-want +got):\n%s", diff)
 	}
 }
 
@@ -113,9 +101,8 @@ var (
 )
 
 // brokenLinks checks every relative link of the given pages: its file exists in repo and, when it
-// has a #fragment, the file has a heading with that anchor. Links to a pending page that does not
-// exist yet come back apart.
-func brokenLinks(repo fs.FS, files, pending []string) (problems, waiting []string) {
+// has a #fragment, the file has a heading with that anchor.
+func brokenLinks(repo fs.FS, files []string) (problems []string) {
 	anchorsOf := map[string][]string{}
 	for _, file := range files {
 		src, err := fs.ReadFile(repo, file)
@@ -134,10 +121,6 @@ func brokenLinks(repo fs.FS, files, pending []string) (problems, waiting []strin
 			}
 			show := fmt.Sprintf("%s: [%s](%s)", file, l.text, l.target)
 			if _, err := fs.Stat(repo, resolved); err != nil {
-				if slices.Contains(pending, resolved) {
-					waiting = append(waiting, show)
-					continue
-				}
 				problems = append(problems, fmt.Sprintf("%s: %s does not exist", show, resolved))
 				continue
 			}
@@ -163,7 +146,7 @@ func brokenLinks(repo fs.FS, files, pending []string) (problems, waiting []strin
 			}
 		}
 	}
-	return problems, waiting
+	return problems
 }
 
 type link struct{ text, target string }

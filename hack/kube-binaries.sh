@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, etcd, kubectl, kube-controller-manager and kube-scheduler from their Go
 # modules (pinned in hack/kubetools/go.mod) for envtest and the real-controller test cluster,
-# unless they are already there. Needs only Go and the Go module proxy.
+# and kubelet and kube-proxy for the real node (internal/testing/realnode), unless they are
+# already there. Needs only Go and the Go module proxy.
 #
 # They are cached outside the clone, in ${XDG_CACHE_HOME:-$HOME/.cache}/summon/kube/<version>-<stamp>/,
 # keyed by the pins and the build flags: a fresh clone (as in CI) finds them there instead of
@@ -36,8 +37,12 @@ declare -A pkgs=(
 	[kubectl]=k8s.io/kubernetes/cmd/kubectl
 	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
 	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+	[kubelet]=k8s.io/kubernetes/cmd/kubelet
+	[kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 )
-bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler)
+# kubelet and kube-proxy share almost all of the control plane's packages: built after it, they
+# cost a few minutes more, not the quarter of an hour they take alone.
+bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 # Same stamping as Kubernetes' hack/lib/version.sh, so that version checks
 # (kubectl version, the API server's emulation version) see a real release

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one command that installs what Summon's tests need and runs them all: it builds a real
-# kube-apiserver, etcd and kubectl (cached in .cache/), starts a throwaway PostgreSQL and
+# kube-apiserver, etcd, kubectl, kubelet and kube-proxy (cached outside the clone), starts a throwaway PostgreSQL and
 # RabbitMQ and an instance's Redis on 127.0.0.1, runs the checks and every Go test, and stops
 # what it started.
 # CI runs exactly this (.ci/run).
@@ -38,6 +38,11 @@ SUMMON_KWOK_DIR=$(hack/kwok.sh | tail -n 1)
 export SUMMON_KWOK_DIR
 SUMMON_HOOK_BIN="$PWD/$bin"
 export SUMMON_HOOK_BIN
+# The real node (internal/testing/realnode): Debian's containerd, runc and CNI plugins beside the
+# kubelet and kube-proxy that hack/kube-binaries.sh built. The node starts them itself, inside a
+# network namespace of its own, and stops them.
+SUMMON_CNI_BIN_DIR=$(hack/node-packages.sh | tail -n 1) || { echo "installing the node's packages failed" >&2; exit 1; }
+export SUMMON_CNI_BIN_DIR
 # Each start prints one NAME=value line; a start that fails must stop the run, not export nothing.
 for service in postgres rabbitmq redis; do
   started+=("$service")

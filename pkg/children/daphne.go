@@ -5,6 +5,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+// daphneStopSeconds is Daphne's time to stop after SIGTERM (see DaphneDeployment).
+const daphneStopSeconds = 25
+
 // DaphneDeployment is the Deployment that serves websockets (Django Channels) on the websocket path.
 func DaphneDeployment(p Platform, r Release) *appsv1.Deployment {
 	s := p.Spec
@@ -20,5 +23,10 @@ func DaphneDeployment(p Platform, r Release) *appsv1.Deployment {
 		ReadinessProbe: tcpProbe(10, 3),
 		LivenessProbe:  tcpProbe(20, 6),
 	}
-	return appDeployment(p, Daphne, r, *s.Replicas.Daphne, appPodTemplate(p, Daphne, r, c))
+	tpl := appPodTemplate(p, Daphne, r, c)
+	// On SIGTERM Daphne stops listening, closes its websockets (clients reconnect to another
+	// pod) and gives the application up to --application-close-timeout (10 s) to finish: 25 s
+	// leaves room for the HTTP requests it also serves.
+	drainBeforeStop(&tpl, daphneStopSeconds)
+	return appDeployment(p, Daphne, r, *s.Replicas.Daphne, tpl)
 }

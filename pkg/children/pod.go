@@ -82,3 +82,23 @@ func tcpProbe(period, failures int32) *corev1.Probe {
 		FailureThreshold: failures,
 	}
 }
+
+// drainSeconds is how long a serving pod keeps accepting connections after it is told to stop.
+// Deleting a pod and removing it from the Service's endpoints happen at the same time, not one
+// after the other: kube-proxy (and an Ingress controller) stop sending it traffic a moment later,
+// and a server that stops accepting at once refuses the requests still routed to it. Measured on
+// a real node (docs/reliability.md): without this delay, 6, 14 and 1 of ~450 requests failed per
+// rollout of 3 gunicorn pods; with 2 s, none. 5 s leaves room for a busier kube-proxy and an
+// Ingress controller's own endpoint update.
+const drainSeconds = 5
+
+// drainBeforeStop delays the container's SIGTERM by drainSeconds with Kubernetes' own sleep
+// action (no binary needed in the image; Kubernetes 1.30+), and sets the pod's grace period to
+// that delay plus stopSeconds, the time the server needs after SIGTERM to finish the requests in
+// hand: the kubelet counts the preStop hook inside the grace period, and kills what is still
+// running at its end.
+func drainBeforeStop(tpl *corev1.PodTemplateSpec, stopSeconds int64) {
+	c := &tpl.Spec.Containers[0]
+	c.Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: drainSeconds}}}
+	tpl.Spec.TerminationGracePeriodSeconds = ptr.To(drainSeconds + stopSeconds)
+}

@@ -19,6 +19,10 @@ func WebDeployment(p Platform, r Release, replicas int32) *appsv1.Deployment {
 			"--workers=" + itoa(s.Gunicorn.Workers),
 			"--threads=" + itoa(s.Gunicorn.Threads),
 			"--timeout=" + itoa(s.Gunicorn.TimeoutSeconds),
+			// On SIGTERM, gunicorn lets its workers finish the requests in hand for this long
+			// (its default is 30 s whatever the request timeout): no request outlives --timeout
+			// anyway, and the pod's grace period is sized from it.
+			"--graceful-timeout=" + itoa(s.Gunicorn.TimeoutSeconds),
 			// The root filesystem is read-only; gunicorn's heartbeat files go to the tmp volume.
 			"--worker-tmp-dir=/tmp",
 			"--access-logfile=-",
@@ -30,7 +34,10 @@ func WebDeployment(p Platform, r Release, replicas int32) *appsv1.Deployment {
 		ReadinessProbe: withThresholds(webProbe(p), 10, 3),
 		LivenessProbe:  withThresholds(webProbe(p), 20, 6),
 	}
-	return appDeployment(p, Web, r, replicas, appPodTemplate(p, Web, r, c))
+	tpl := appPodTemplate(p, Web, r, c)
+	// The graceful timeout, and a few seconds for the arbiter to reap its workers and exit.
+	drainBeforeStop(&tpl, int64(s.Gunicorn.TimeoutSeconds)+5)
+	return appDeployment(p, Web, r, replicas, tpl)
 }
 
 // webProbe asks Django's health endpoint the way the Ingress would. Behind TLS termination Django

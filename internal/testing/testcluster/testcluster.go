@@ -108,6 +108,12 @@ type Options struct {
 	// NoPods starts neither kube-scheduler nor kwok and creates no nodes: no pod is ever
 	// scheduled or run. The smoke test then checks the garbage collector instead of a Deployment.
 	NoPods bool
+	// RealNode starts kube-scheduler but neither kwok nor its fake nodes, and Start runs no smoke
+	// test: a real kubelet, which the caller starts (internal/testing/realnode), runs the pods.
+	RealNode bool
+	// APIServerArgs are added to kube-apiserver's flags (they win over this package's), e.g.
+	// {"service-cluster-ip-range": "198.19.0.0/16"}.
+	APIServerArgs map[string]string
 }
 
 // OptionsFromEnv reads the binaries' directories from KUBEBUILDER_ASSETS and SUMMON_KWOK_DIR.
@@ -161,7 +167,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		o.Controllers = "*"
 	}
 	bins := []string{filepath.Join(o.KubeAssets, "kube-controller-manager")}
-	if !o.NoPods {
+	if o.RealNode {
+		bins = append(bins, filepath.Join(o.KubeAssets, "kube-scheduler"))
+	} else if !o.NoPods {
 		bins = append(bins,
 			filepath.Join(o.KubeAssets, "kube-scheduler"),
 			filepath.Join(o.KwokDir, "kwok"),
@@ -187,10 +195,10 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		}
 	}()
 
-	if err := c.startControlPlane(o.KubeAssets); err != nil {
+	if err := c.startControlPlane(o.KubeAssets, o.APIServerArgs); err != nil {
 		return c, err
 	}
-	if !o.NoPods {
+	if !o.NoPods && !o.RealNode {
 		if err := c.installStages(ctx, o.KwokDir); err != nil {
 			return c, err
 		}
@@ -225,6 +233,10 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.start("kube-scheduler", filepath.Join(o.KubeAssets, "kube-scheduler"),
 		"--config="+schedulerConfig, "--secure-port=0"); err != nil {
 		return c, err
+	}
+	if o.RealNode {
+		c.StartTime = time.Since(begin)
+		return c, nil
 	}
 	kwokConfig, err := c.writeKwokConfig()
 	if err != nil {
@@ -300,11 +312,15 @@ func (c *Cluster) Stop() error {
 
 // startControlPlane starts etcd and kube-apiserver on 127.0.0.1 (envtest's defaults resolve
 // "localhost", and etcd's peer URL would be on it too) and writes an admin kubeconfig.
-func (c *Cluster) startControlPlane(assets string) error {
-	plane, err := LoopbackControlPlane(map[string]string{
+func (c *Cluster) startControlPlane(assets string, extra map[string]string) error {
+	flags := map[string]string{
 		// envtest's default range is a /24: 256 Service IPs, fewer than 100 instances' Services.
 		"service-cluster-ip-range": "10.0.0.0/16",
-	})
+	}
+	for k, v := range extra {
+		flags[k] = v
+	}
+	plane, err := LoopbackControlPlane(flags)
 	if err != nil {
 		return err
 	}
@@ -438,6 +454,12 @@ func (c *Cluster) writeYAML(name string, v any) (string, error) {
 	}
 	path := filepath.Join(c.logDir, name)
 	return path, os.WriteFile(path, b, 0o600)
+}
+
+// StartProcess runs one more binary beside the cluster's own (a real node's kubelet), with its
+// output in LogDir/<name>.log; Stop stops it by its PID, before the processes started earlier.
+func (c *Cluster) StartProcess(name, bin string, args ...string) error {
+	return c.start(name, bin, args...)
 }
 
 // start runs one binary with its output in LogDir/<name>.log.

@@ -1,0 +1,152 @@
+package realnode
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Prober sends one request after another to a URL for as long as it runs, as a user of the app
+// would through its Service, and counts every answer by its body and every failure by its kind.
+// A failure is anything but a 200: a refused or reset connection, a timeout, an error status.
+type Prober struct {
+	url      string
+	interval time.Duration
+	client   *http.Client
+
+	mu       sync.Mutex
+	requests int
+	answers  map[string]int
+	failures map[string]int
+	failLog  []string
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartProber starts probing url, a request every interval (each with a 2 s timeout, and a new
+// connection each time, as kube-proxy balances connections, not requests).
+func StartProber(url string, interval time.Duration) *Prober {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Prober{
+		url: url, interval: interval,
+		client: &http.Client{
+			Timeout:   2 * time.Second,
+			Transport: &http.Transport{DisableKeepAlives: true},
+		},
+		answers: map[string]int{}, failures: map[string]int{},
+		cancel: cancel, done: make(chan struct{}),
+	}
+	go p.run(ctx)
+	return p
+}
+
+func (p *Prober) run(ctx context.Context) {
+	defer close(p.done)
+	for {
+		answer, failure := p.once(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.mu.Lock()
+		p.requests++
+		if failure != "" {
+			p.failures[failure]++
+			if len(p.failLog) < 20 {
+				p.failLog = append(p.failLog, time.Now().Format("15:04:05.000")+" "+failure)
+			}
+		} else {
+			p.answers[answer]++
+		}
+		p.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(p.interval):
+		}
+	}
+}
+
+func (p *Prober) once(ctx context.Context) (answer, failure string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return "", err.Error()
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return "", classify(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", "reading the body: " + classify(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	return strings.TrimSpace(string(b)), ""
+}
+
+// classify names a failure by its kind, without the addresses and ports that differ each time.
+func classify(err error) string {
+	s := err.Error()
+	for _, kind := range []string{"connection refused", "connection reset by peer", "Client.Timeout exceeded", "EOF", "no route to host", "i/o timeout"} {
+		if strings.Contains(s, kind) {
+			return kind
+		}
+	}
+	return s
+}
+
+// Count is what a Prober saw.
+type Count struct {
+	Requests      int
+	Failed        int
+	Answers       map[string]int // by body
+	Failures      map[string]int // by kind
+	FirstFailures []string
+}
+
+func (c Count) String() string {
+	return fmt.Sprintf("%d requests, %d failed %v, answers %v", c.Requests, c.Failed, c.Failures, sortedCounts(c.Answers))
+}
+
+func sortedCounts(m map[string]int) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, m[k]))
+	}
+	return "{" + strings.Join(parts, " ") + "}"
+}
+
+// Count returns what the prober has seen so far.
+func (p *Prober) Count() Count {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := Count{Requests: p.requests, Answers: map[string]int{}, Failures: map[string]int{}, FirstFailures: append([]string(nil), p.failLog...)}
+	for k, v := range p.answers {
+		c.Answers[k] = v
+	}
+	for k, v := range p.failures {
+		c.Failures[k] = v
+		c.Failed += v
+	}
+	return c
+}
+
+// Stop stops probing and returns the count.
+func (p *Prober) Stop() Count {
+	p.cancel()
+	<-p.done
+	return p.Count()
+}
