@@ -43,6 +43,12 @@ export SUMMON_HOOK_BIN
 # network namespace of its own, and stops them.
 SUMMON_CNI_BIN_DIR=$(hack/node-packages.sh | tail -n 1) || { echo "installing the node's packages failed" >&2; exit 1; }
 export SUMMON_CNI_BIN_DIR
+# The example app's images (examples/app), built from Debian packages into the same cache: the
+# rootfs takes several minutes the first time on a machine, a warm run returns at once. The
+# backup tests run the pg_dump Job's own script, which needs the AWS CLI.
+SUMMON_APP_IMAGES=$(hack/app-images.sh | tail -n 1) || { echo "building the example app's images failed" >&2; exit 1; }
+export SUMMON_APP_IMAGES
+command -v aws >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends awscli >&2
 # Each start prints one NAME=value line; a start that fails must stop the run, not export nothing.
 for service in postgres rabbitmq redis; do
   started+=("$service")
