@@ -246,7 +246,9 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 	// An input handed to another instance of the namespace is not this one's.
 	"input-secret-for-another-instance": func(t *testing.T) *metacontroller.SyncRequest {
 		c := installed(t, platform("car1-qa"))
-		c.EditSpec(func(s *v1beta1.Spec) { s.Database.URLSecret = &v1beta1.SecretKeyRef{Name: "car2-qa-database", Key: "DATABASE_URL"} })
+		c.EditSpec(func(s *v1beta1.Spec) {
+			s.Database.URLSecret = &v1beta1.SecretKeyRef{Name: "car2-qa-database", Key: "DATABASE_URL"}
+		})
 		c.SetRelatedSecretWithMeta("car2-qa-database", map[string][]byte{"DATABASE_URL": []byte("postgres://car2:pw@db:5432/car2")},
 			map[string]any{v1beta1.LabelInput: "true"}, map[string]any{v1beta1.AnnotationInputFor: "car2-qa, car3-qa"})
 		return c.Request()
