@@ -80,7 +80,7 @@ func TestThePasswordFileGoesWhateverSignalEndsTheShell(t *testing.T) {
 			// file is, then waits until a signal ends it, or, for SIGINT, until told to exit.
 			psql := filepath.Join(dir, "psql")
 			script := "#!/bin/sh\ntrap 'exit 0' INT\necho \"$PGPASSFILE\" > " + mark + ".tmp && mv " + mark + ".tmp " + mark +
-				"\nwhile [ ! -e " + filepath.Join(dir, "quit") + " ]; do sleep 0.05; done\n"
+				"\nwhile [ ! -e " + filepath.Join(dir, "quit") + " ] && [ -d " + dir + " ]; do sleep 0.05; done\n"
 			if err := os.WriteFile(psql, []byte(script), 0o755); err != nil {
 				t.Fatal(err)
 			}
