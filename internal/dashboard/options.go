@@ -21,6 +21,10 @@ type Options struct {
 	// OpenURL opens an address in a browser; nil is the system's opener (xdg-open, or open on
 	// macOS). Tests replace it.
 	OpenURL func(url string) error
+	// AllowedHosts are the host names, beside localhost and IP addresses, that the dashboard
+	// answers for: the Service's DNS name, an Ingress host. Any other Host is refused (DNS
+	// rebinding).
+	AllowedHosts []string
 	// Namespace limits the view to one namespace; "" is every namespace the credentials can
 	// list.
 	Namespace string

@@ -29,6 +29,7 @@ func testServer(t testing.TB, ps ...Platform) (*server, *View) {
 	v.synced.Store(true)
 	s := newServer(v, "", slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	s.now = func() time.Time { return now }
+	s.hosts = []string{"example.com"} // httptest.NewRequest's Host
 	return s, v
 }
 
@@ -331,5 +332,40 @@ func TestShutdownEndsTheLiveConnections(t *testing.T) {
 	}
 	if _, _, err := events.next(); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("the live stream after shutdown: %v, want its end", err)
+	}
+}
+
+// A page on another site can point a name of its own at 127.0.0.1 (DNS rebinding) and read the
+// dashboard as same-origin: the browser then sends that name as the Host, which is refused.
+func TestTheDashboardAnswersOnlyForItsOwnHosts(t *testing.T) {
+	s, _ := testServer(t)
+	s.hosts = []string{"summon-dashboard.summon-system.svc"}
+	s.stop() // /live streams until the server stops; stopped, it answers and ends
+	tests := map[string]struct {
+		host    string
+		refused bool
+	}{
+		"localhost with a port": {host: "localhost:8090"},
+		"127.0.0.1":             {host: "127.0.0.1:8090"},
+		"[::1]":                 {host: "[::1]:8090"},
+		"a pod IP, as the kubelet's probe sends it":   {host: "10.244.1.7:8090"},
+		"an allowed name, in another case":            {host: "Summon-Dashboard.summon-system.svc:80"},
+		"a rebinding attacker's name":                 {host: "evil.example:8090", refused: true},
+		"a name that starts like localhost":           {host: "localhost.evil.example", refused: true},
+		"a name that only starts like an allowed one": {host: "summon-dashboard.summon-system.svc.evil.example", refused: true},
+		"no Host at all":                              {host: "", refused: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			for _, path := range []string{"/", "/live", "/metrics"} {
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.Host = tc.host
+				rec := httptest.NewRecorder()
+				s.handler().ServeHTTP(rec, req)
+				if refused := rec.Code == http.StatusMisdirectedRequest; refused != tc.refused {
+					t.Errorf("%s with Host %q answered %d; refused = %v, want %v", path, tc.host, rec.Code, refused, tc.refused)
+				}
+			}
+		})
 	}
 }
