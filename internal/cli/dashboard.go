@@ -18,7 +18,9 @@ type DashboardOptions struct {
 	InCluster bool
 	// AllowedHosts are host names the dashboard answers for beside localhost and IP addresses.
 	AllowedHosts []string
-	g            *globals
+	// MaxViewers caps the live viewers.
+	MaxViewers int
+	g          *globals
 }
 
 func newDashboardCommand(g *globals) *cobra.Command {
@@ -45,6 +47,7 @@ ServiceAccount, behind the team's single sign-on (docs/dashboard.md).`,
 	cmd.Flags().StringVar(&o.Listen, "listen", dashboard.DefaultListen, "host:port to serve on")
 	cmd.Flags().BoolVar(&o.Open, "open", false, "open the fleet page in the browser once the fleet is loaded")
 	cmd.Flags().StringSliceVar(&o.AllowedHosts, "allowed-host", nil, "a host name the dashboard answers for, beside localhost and IP addresses (e.g. its Service's or Ingress's); repeatable")
+	cmd.Flags().IntVar(&o.MaxViewers, "max-viewers", dashboard.DefaultMaxViewers, "pages open with live updates at once; beyond it live updates answer 503")
 	cmd.Flags().BoolVar(&o.InCluster, "in-cluster", false, "use the pod's ServiceAccount instead of a kubeconfig (manifests/dashboard/)")
 	return cmd
 }
@@ -70,6 +73,7 @@ func (o *DashboardOptions) Run(ctx context.Context) error {
 		Listen:       o.Listen,
 		Open:         o.Open,
 		AllowedHosts: o.AllowedHosts,
+		MaxViewers:   o.MaxViewers,
 		Namespace:    namespace,
 		Log:          slog.New(slog.NewJSONHandler(o.g.streams.ErrOut, nil)),
 	})

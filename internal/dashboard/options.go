@@ -25,6 +25,9 @@ type Options struct {
 	// answers for: the Service's DNS name, an Ingress host. Any other Host is refused (DNS
 	// rebinding).
 	AllowedHosts []string
+	// MaxViewers caps the pages open with live updates at once; beyond it /live answers 503.
+	// 0 is DefaultMaxViewers.
+	MaxViewers int
 	// Namespace limits the view to one namespace; "" is every namespace the credentials can
 	// list.
 	Namespace string
@@ -33,6 +36,10 @@ type Options struct {
 	// ShutdownTimeout bounds how long requests in flight may take after the context ends.
 	ShutdownTimeout time.Duration
 }
+
+// DefaultMaxViewers is the cap on live viewers unless --max-viewers says otherwise: a team's
+// screens and laptops, far below what a pod's file descriptors and memory hold.
+const DefaultMaxViewers = 200
 
 // withDefaults fills what was left out.
 func (o Options) withDefaults() Options {
@@ -44,6 +51,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OpenURL == nil {
 		o.OpenURL = systemOpener
+	}
+	if o.MaxViewers <= 0 {
+		o.MaxViewers = DefaultMaxViewers
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second

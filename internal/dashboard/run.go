@@ -55,6 +55,7 @@ func Serve(ctx context.Context, cfg *rest.Config, o Options, ln net.Listener) er
 
 	s := newServer(w.view, o.Namespace, log)
 	s.hosts = o.AllowedHosts
+	s.maxViewers = o.MaxViewers
 	if h, _, err := net.SplitHostPort(o.Listen); err == nil && h != "" {
 		s.hosts = append(s.hosts, h)
 	}

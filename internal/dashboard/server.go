@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,9 @@ type server struct {
 	// hosts are the host names, beside localhost and IP addresses, that requests may name in
 	// their Host header (hostAllowed).
 	hosts []string
+	// maxViewers caps the live connections (0: no cap); liveViewers counts them.
+	maxViewers  int
+	liveViewers atomic.Int64
 }
 
 func newServer(v *View, namespace string, log *slog.Logger) *server {
@@ -268,6 +272,16 @@ func (s *server) live(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: still reading the fleet from the API server", http.StatusServiceUnavailable)
 		return
 	}
+	if n := s.liveViewers.Add(1); s.maxViewers > 0 && n > int64(s.maxViewers) {
+		s.liveViewers.Add(-1)
+		// Each viewer holds a connection and a goroutine for as long as its page is open; past the
+		// cap a page still loads, without live updates. EventSource retries after an error.
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, fmt.Sprintf("too many live viewers (the dashboard's --max-viewers is %d): reload the page later", s.maxViewers),
+			http.StatusServiceUnavailable)
+		return
+	}
+	defer s.liveViewers.Add(-1)
 	rc := http.NewResponseController(w)
 	// The server's write timeout is for pages; this answer lasts as long as the page is open.
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {

@@ -369,3 +369,57 @@ func TestTheDashboardAnswersOnlyForItsOwnHosts(t *testing.T) {
 		})
 	}
 }
+
+// Each live viewer holds a connection for as long as its page is open: past the cap, /live
+// answers 503 at once, and a freed place is taken again.
+func TestLiveViewersAreCapped(t *testing.T) {
+	s, _ := testServer(t)
+	s.maxViewers = 2
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	defer s.stop()
+	open := func() (*http.Response, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/live?page=/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv.Client().Do(req)
+	}
+	var held []*http.Response
+	for range 2 {
+		resp, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("viewer %d answered %d", len(held)+1, resp.StatusCode)
+		}
+		held = append(held, resp)
+	}
+	resp, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the third viewer answered %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	held[0].Body.Close()
+	// The server sees the closed connection when it next writes or reads; wait for that.
+	for s.liveViewers.Load() >= 2 {
+		select {
+		case <-t.Context().Done():
+			t.Fatal("the closed viewer was never let go")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	resp, err = open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after a viewer left, a new one answered %d", resp.StatusCode)
+	}
+	held[1].Body.Close()
+}
