@@ -185,9 +185,12 @@ func freshInstall(t *testing.T, path string, inputs map[string]map[string][]byte
 		secrets[namespace+"/"+name] = map[string]any{
 			"apiVersion": "v1",
 			"kind":       "Secret",
-			"metadata":   map[string]any{"name": name, "namespace": namespace, "uid": "0b6e6a55-2d1c-4f0e-8c39-5e1f2a3b4c5d", "resourceVersion": "900"},
-			"type":       "Opaque",
-			"data":       data, // []byte encodes as base64, as a Secret's data is
+			"metadata": map[string]any{"name": name, "namespace": namespace, "uid": "0b6e6a55-2d1c-4f0e-8c39-5e1f2a3b4c5d", "resourceVersion": "900",
+				// Marked as the examples' comments say: an input of this instance.
+				"labels":      map[string]any{v1beta1.LabelInput: "true"},
+				"annotations": map[string]any{v1beta1.AnnotationInputFor: meta["name"]}},
+			"type": "Opaque",
+			"data": data, // []byte encodes as base64, as a Secret's data is
 		}
 	}
 	related := map[string]any{}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"sync"
 
@@ -186,4 +187,21 @@ func AnnotateParent(c echo.Context, raw json.RawMessage) {
 func Annotations(c echo.Context) []slog.Attr {
 	attrs, _ := c.Get(annotationsKey).([]slog.Attr)
 	return attrs
+}
+
+// RefuseBrowsers answers a call that a web browser could have sent on a page's behalf: one with
+// an Origin header (403), or with a body that is not declared application/json (415).
+// Metacontroller sends application/json and no Origin. Without this a page that a developer visits
+// could POST to a hook on the laptop's loopback, where it runs without a token: a text/plain POST
+// is a "simple" cross-site request that the browser sends without asking first, and a JSON
+// Content-Type is not, so a browser must ask (CORS preflight), and the hook never says yes.
+func RefuseBrowsers(r *http.Request) error {
+	if o := r.Header.Get("Origin"); o != "" {
+		return echo.NewHTTPError(http.StatusForbidden, "the hooks answer Metacontroller, not web pages: a request with an Origin header is refused")
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err != nil || mt != echo.MIMEApplicationJSON {
+		return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the hooks read a Metacontroller request: send it with Content-Type: application/json")
+	}
+	return nil
 }

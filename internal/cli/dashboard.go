@@ -16,7 +16,11 @@ type DashboardOptions struct {
 	Listen    string
 	Open      bool
 	InCluster bool
-	g         *globals
+	// AllowedHosts are host names the dashboard answers for beside localhost and IP addresses.
+	AllowedHosts []string
+	// MaxViewers caps the live viewers.
+	MaxViewers int
+	g          *globals
 }
 
 func newDashboardCommand(g *globals) *cobra.Command {
@@ -42,6 +46,8 @@ ServiceAccount, behind the team's single sign-on (docs/dashboard.md).`,
 	}
 	cmd.Flags().StringVar(&o.Listen, "listen", dashboard.DefaultListen, "host:port to serve on")
 	cmd.Flags().BoolVar(&o.Open, "open", false, "open the fleet page in the browser once the fleet is loaded")
+	cmd.Flags().StringSliceVar(&o.AllowedHosts, "allowed-host", nil, "a host name the dashboard answers for, beside localhost and IP addresses (e.g. its Service's or Ingress's); repeatable")
+	cmd.Flags().IntVar(&o.MaxViewers, "max-viewers", dashboard.DefaultMaxViewers, "pages open with live updates at once; beyond it live updates answer 503")
 	cmd.Flags().BoolVar(&o.InCluster, "in-cluster", false, "use the pod's ServiceAccount instead of a kubeconfig (manifests/dashboard/)")
 	return cmd
 }
@@ -64,9 +70,11 @@ func (o *DashboardOptions) Run(ctx context.Context) error {
 		namespace = *o.g.kube.Namespace
 	}
 	return dashboard.Run(ctx, cfg, dashboard.Options{
-		Listen:    o.Listen,
-		Open:      o.Open,
-		Namespace: namespace,
-		Log:       slog.New(slog.NewJSONHandler(o.g.streams.ErrOut, nil)),
+		Listen:       o.Listen,
+		Open:         o.Open,
+		AllowedHosts: o.AllowedHosts,
+		MaxViewers:   o.MaxViewers,
+		Namespace:    namespace,
+		Log:          slog.New(slog.NewJSONHandler(o.g.streams.ErrOut, nil)),
 	})
 }

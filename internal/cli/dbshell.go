@@ -8,7 +8,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -124,6 +126,17 @@ func psqlConnection(dsn, host, port string) (psqlConn, error) {
 	if u.User != nil {
 		u.User = url.User(u.User.Username())
 	}
+	// libpq also reads a password (and a password file, which would win over ours) from the
+	// query string: neither may reach psql's argv, which ps shows to every user of the machine.
+	q := u.Query()
+	if pw == "" {
+		pw = q.Get("password")
+	}
+	if q.Has("password") || q.Has("passfile") {
+		q.Del("password")
+		q.Del("passfile")
+		u.RawQuery = q.Encode()
+	}
 	if host != "" || port != "" {
 		h, p := u.Hostname(), u.Port()
 		if host != "" {
@@ -171,7 +184,7 @@ func runPSQL(psql string, conn psqlConn, extra []string, g *globals) error {
 	cmd := exec.Command(psql, append([]string{conn.url}, extra...)...)
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = g.streams.In, g.streams.Out, g.streams.ErrOut
-	if err := cmd.Run(); err != nil {
+	if err := runForwardingSignals(cmd); err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
 			return &exitError{code: ExitFailed, err: fmt.Errorf("psql exited with status %d", exit.ExitCode())}
@@ -186,4 +199,29 @@ func runPSQL(psql string, conn psqlConn, extra []string, g *globals) error {
 func passFileLine(password string) string {
 	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`).Replace(password)
 	return "*:*:*:*:" + esc + "\n"
+}
+
+// runForwardingSignals runs cmd and waits for it, with summonctl's own death by signal held off
+// until it has exited, so that the deferred removal of the password file always runs: a closed
+// terminal (SIGHUP) or a kill (SIGTERM) is passed on to psql, and Ctrl-C (SIGINT, which the
+// terminal sends psql too) is left to psql, which cancels the running query with it.
+func runForwardingSignals(cmd *exec.Cmd) error {
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(signals)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case sig := <-signals:
+			if sig != syscall.SIGINT {
+				_ = cmd.Process.Signal(sig)
+			}
+		}
+	}
 }

@@ -22,8 +22,10 @@ func newLintCommand(g *globals) *cobra.Command {
 		Short: "Check every SummonPlatform in files with the CRD's schema and the hook's rules",
 		Long: `Check every SummonPlatform in the files (a directory stands for every .yaml, .yml and .json file
 below it) with the same rules as the CRD's schema, which the API server applies, and the hook's
-own checks. Each problem is printed as file:line: field: message. Documents that are not
-SummonPlatforms are skipped. Exits 1 on any problem: this is what a GitOps repository's CI runs
+own checks. A Secret that a SummonPlatform names (spec.secrets, a urlSecret) and that the files
+create, as a Secret or a SealedSecret's or ExternalSecret's template, is checked for the marks that
+hand it to that instance (docs/gitops.md, "Input Secrets"). Each problem is printed as
+file:line: field: message. Other documents are skipped. Exits 1 on any problem: this is what a GitOps repository's CI runs
 on every pull request. No cluster is needed.`,
 		Example: example(g.name, `
 # Check one file

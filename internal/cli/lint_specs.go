@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/crdschema"
+	"github.com/forklift-dev/summon/pkg/platform"
 )
 
 // problem is one thing lint found, printed as file:line: field: message.
@@ -43,6 +45,7 @@ type lintResult struct {
 func lintDocuments(ctx context.Context, docs []document, crd *crdschema.Validator) lintResult {
 	var r lintResult
 	seen := map[string]problem{}
+	inputs := inputDocuments(docs)
 	for _, d := range docs {
 		if d.err != nil {
 			r.problems = append(r.problems, problem{file: d.file, line: d.line, message: d.err.Error()})
@@ -53,6 +56,7 @@ func lintDocuments(ctx context.Context, docs []document, crd *crdschema.Validato
 		}
 		r.platforms++
 		r.problems = append(r.problems, lintPlatform(ctx, d, crd)...)
+		r.problems = append(r.problems, lintInputs(d, inputs)...)
 
 		key := metaString(d.object, "namespace") + "/" + metaString(d.object, "name")
 		if first, ok := seen[key]; ok {
@@ -160,4 +164,104 @@ func coveredBy(path string, hook field.ErrorList) bool {
 		}
 	}
 	return false
+}
+
+// inputDocument is a Secret that the documents will create: a Secret, or the template of a
+// SealedSecret or an ExternalSecret (docs/gitops.md), as the Secret it becomes.
+type inputDocument struct {
+	doc    document
+	secret *corev1.Secret
+}
+
+// inputDocuments finds the Secrets the documents will create, by namespace/name.
+func inputDocuments(docs []document) map[string]inputDocument {
+	out := map[string]inputDocument{}
+	for _, d := range docs {
+		if d.err != nil {
+			continue
+		}
+		kind, _ := d.object["kind"].(string)
+		var meta map[string]any
+		name := metaString(d.object, "name")
+		var secretType string
+		switch kind {
+		case "Secret":
+			meta, _ = d.object["metadata"].(map[string]any)
+			secretType, _ = d.object["type"].(string)
+		case "SealedSecret":
+			tpl, _ := nested(d.object, "spec", "template").(map[string]any)
+			meta, _ = tpl["metadata"].(map[string]any)
+			secretType, _ = tpl["type"].(string)
+		case "ExternalSecret":
+			if n, ok := nested(d.object, "spec", "target", "name").(string); ok && n != "" {
+				name = n
+			}
+			meta, _ = nested(d.object, "spec", "target", "template", "metadata").(map[string]any)
+			secretType, _ = nested(d.object, "spec", "target", "template", "type").(string)
+		default:
+			continue
+		}
+		s := &corev1.Secret{Type: corev1.SecretType(secretType)}
+		s.Name, s.Namespace = name, metaString(d.object, "namespace")
+		s.Labels, s.Annotations = stringValues(meta["labels"]), stringValues(meta["annotations"])
+		out[s.Namespace+"/"+s.Name] = inputDocument{doc: d, secret: s}
+	}
+	return out
+}
+
+// lintInputs checks that every input Secret a SummonPlatform names, when the documents create it,
+// is marked as one of its inputs, as the hook requires (platform.InputRefusal). An input that the
+// documents don't create is not checked: it may exist in the cluster already.
+func lintInputs(d document, inputs map[string]inputDocument) []problem {
+	ns, instance := metaString(d.object, "namespace"), metaString(d.object, "name")
+	var out []problem
+	check := func(field, name string) {
+		in, ok := inputs[ns+"/"+name]
+		if !ok {
+			return
+		}
+		if why := platform.InputRefusal(in.secret, instance); why != "" {
+			out = append(out, problem{file: d.file, line: d.fieldLine(field), field: field,
+				message: fmt.Sprintf("%s (%s:%d)", why, in.doc.file, in.doc.line)})
+		}
+	}
+	if names, ok := nested(d.object, "spec", "secrets").([]any); ok {
+		for i, n := range names {
+			if s, ok := n.(string); ok {
+				check(fmt.Sprintf("spec.secrets[%d]", i), s)
+			}
+		}
+	}
+	for _, f := range []string{"spec.database.urlSecret", "spec.redis.urlSecret"} {
+		if s, ok := nested(d.object, append(strings.Split(f, "."), "name")...).(string); ok {
+			check(f+".name", s)
+		}
+	}
+	return out
+}
+
+func nested(obj map[string]any, path ...string) any {
+	var cur any = obj
+	for _, k := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[k]
+	}
+	return cur
+}
+
+func stringValues(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		if s, ok := x.(string); ok {
+			out[k] = s
+		}
+	}
+	return out
 }

@@ -213,3 +213,64 @@ func readGoldenRequest(t *testing.T, dir string) goldenRequest {
 	}
 	return r
 }
+
+func TestLintChecksTheInputSecretsTheFilesCreate(t *testing.T) {
+	platformNaming := header + "spec:\n  version: v1\n  secrets:\n    - car1-qa-inputs\n"
+	tests := map[string]struct {
+		text string
+		want []string
+	}{
+		"a Secret marked as the instance's input is no problem": {
+			text: platformNaming + `---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: car1-qa-inputs
+  namespace: summon-qa
+  labels: {summon.forklift.dev/input: "true"}
+  annotations: {summon.forklift.dev/input-for: car1-qa}
+`,
+		},
+		"an unmarked Secret is reported at the name that reads it": {
+			text: platformNaming + `---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: car1-qa-inputs
+  namespace: summon-qa
+`,
+			want: []string{`f.yaml:9: spec.secrets[0]: the Secret car1-qa-inputs is not marked as an input: label it summon.forklift.dev/input=true and annotate it summon.forklift.dev/input-for=car1-qa (the SummonPlatforms that may read it, comma-separated, or "*" for every one in the namespace) (f.yaml:11)`},
+		},
+		"a SealedSecret's template is the Secret it becomes": {
+			text: platformNaming + `---
+apiVersion: bitnami.com/v1alpha1
+kind: SealedSecret
+metadata:
+  name: car1-qa-inputs
+  namespace: summon-qa
+spec:
+  template:
+    metadata:
+      labels: {summon.forklift.dev/input: "true"}
+      annotations: {summon.forklift.dev/input-for: car2-qa}
+`,
+			want: []string{`f.yaml:9: spec.secrets[0]: the Secret car1-qa-inputs is an input, but not one for car1-qa: add car1-qa to its annotation summon.forklift.dev/input-for (comma-separated names) (f.yaml:11)`},
+		},
+		"a Secret of another namespace is not the one named": {
+			text: platformNaming + `---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: car1-qa-inputs
+  namespace: summon-prod
+`,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, lintText(t, "f.yaml", tc.text)); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -109,7 +109,13 @@ spec:
     DEBUG: false
   # Input Secrets whose keys are merged into the config file, later ones winning, e.g. the
   # DATABASE_URL when the database is not created by Summon. Create them first (see docs/gitops.md
-  # for keeping them out of git in plain text).
+  # for keeping them out of git in plain text) and hand each to this instance, or Summon won't
+  # read it:
+  #   metadata:
+  #     labels:
+  #       summon.forklift.dev/input: "true"
+  #     annotations:
+  #       summon.forklift.dev/input-for: {{.Name}}
   # secrets:
   #   - {{.Name}}-inputs
   # Pods per component (1 each by default). celeryBeat is 0 or 1, never more.

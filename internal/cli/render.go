@@ -229,7 +229,7 @@ func renderPlatform(file map[string]any, observed []map[string]any, profile plat
 	for _, in := range inputs {
 		if !hasObject(related, in) {
 			r.warnings = append(r.warnings, fmt.Sprintf("input Secret %s is not among the observed objects: rendered as if it were empty; pass it with --observed to use its keys", in))
-			related = append(related, emptySecret(ns, in))
+			related = append(related, emptySecret(ns, in, name))
 		}
 	}
 	req, other, err := syncRequest(parent, kids, related, platform.DeclaredGroups(profile.Data))
@@ -329,9 +329,14 @@ func printObjects(w io.Writer, format string, objs []map[string]any) error {
 	return nil
 }
 
-func emptySecret(namespace, name string) map[string]any {
+// emptySecret stands for an input Secret that is not given. It is marked as an input of the
+// instance, as the real one must be: the render shows the instance as it runs once it is created.
+func emptySecret(namespace, name, instance string) map[string]any {
 	return map[string]any{"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-		"metadata": map[string]any{"name": name, "namespace": namespace}, "data": map[string]any{}}
+		"metadata": map[string]any{"name": name, "namespace": namespace,
+			"labels":      map[string]any{v1beta1.LabelInput: "true"},
+			"annotations": map[string]any{v1beta1.AnnotationInputFor: instance}},
+		"data": map[string]any{}}
 }
 
 func hasObject(objs []map[string]any, name string) bool {

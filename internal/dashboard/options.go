@@ -21,6 +21,13 @@ type Options struct {
 	// OpenURL opens an address in a browser; nil is the system's opener (xdg-open, or open on
 	// macOS). Tests replace it.
 	OpenURL func(url string) error
+	// AllowedHosts are the host names, beside localhost and IP addresses, that the dashboard
+	// answers for: the Service's DNS name, an Ingress host. Any other Host is refused (DNS
+	// rebinding).
+	AllowedHosts []string
+	// MaxViewers caps the pages open with live updates at once; beyond it /live answers 503.
+	// 0 is DefaultMaxViewers.
+	MaxViewers int
 	// Namespace limits the view to one namespace; "" is every namespace the credentials can
 	// list.
 	Namespace string
@@ -29,6 +36,10 @@ type Options struct {
 	// ShutdownTimeout bounds how long requests in flight may take after the context ends.
 	ShutdownTimeout time.Duration
 }
+
+// DefaultMaxViewers is the cap on live viewers unless --max-viewers says otherwise: a team's
+// screens and laptops, far below what a pod's file descriptors and memory hold.
+const DefaultMaxViewers = 200
 
 // withDefaults fills what was left out.
 func (o Options) withDefaults() Options {
@@ -40,6 +51,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.OpenURL == nil {
 		o.OpenURL = systemOpener
+	}
+	if o.MaxViewers <= 0 {
+		o.MaxViewers = DefaultMaxViewers
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 10 * time.Second

@@ -54,6 +54,11 @@ func Serve(ctx context.Context, cfg *rest.Config, o Options, ln net.Listener) er
 	synced := w.start(watchCtx)
 
 	s := newServer(w.view, o.Namespace, log)
+	s.hosts = o.AllowedHosts
+	s.maxViewers = o.MaxViewers
+	if h, _, err := net.SplitHostPort(o.Listen); err == nil && h != "" {
+		s.hosts = append(s.hosts, h)
+	}
 	srv := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,

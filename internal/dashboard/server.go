@@ -7,10 +7,14 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +61,13 @@ type server struct {
 	// themselves, so they end then.
 	stopping chan struct{}
 	stopOnce sync.Once
+
+	// hosts are the host names, beside localhost and IP addresses, that requests may name in
+	// their Host header (hostAllowed).
+	hosts []string
+	// maxViewers caps the live connections (0: no cap); liveViewers counts them.
+	maxViewers  int
+	liveViewers atomic.Int64
 }
 
 func newServer(v *View, namespace string, log *slog.Logger) *server {
@@ -88,7 +99,47 @@ func (s *server) handler() http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", s.metrics.handler())
-	return s.instrument(mux)
+	return s.checkHost(s.instrument(mux))
+}
+
+// checkHost refuses (421) a request whose Host is not one the dashboard serves. A page on any
+// site can point a name of its own at 127.0.0.1 (DNS rebinding) and then read, as same-origin,
+// what summonctl dashboard serves on a laptop; the browser sends that name as the Host.
+func (s *server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hostAllowed(r.Host, s.hosts) {
+			http.Error(w, "this dashboard does not serve the host "+strconv.Quote(r.Host)+
+				": open it as localhost, or start it with --allowed-host naming the host", http.StatusMisdirectedRequest)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// hostAllowed says whether a Host header names the dashboard: an IP address (a rebinding attack
+// needs a name of the attacker's; the kubelet's probes and kubectl port-forward use addresses and
+// localhost), localhost, or one of the given names. The port is not checked.
+func hostAllowed(hostport string, names []string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
+	if host == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	if host == "localhost" {
+		return true
+	}
+	for _, n := range names {
+		if strings.EqualFold(strings.TrimSuffix(n, "."), host) {
+			return true
+		}
+	}
+	return false
 }
 
 // instrument sets the security headers of every answer, then counts the request and writes its
@@ -221,6 +272,16 @@ func (s *server) live(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready: still reading the fleet from the API server", http.StatusServiceUnavailable)
 		return
 	}
+	if n := s.liveViewers.Add(1); s.maxViewers > 0 && n > int64(s.maxViewers) {
+		s.liveViewers.Add(-1)
+		// Each viewer holds a connection and a goroutine for as long as its page is open; past the
+		// cap a page still loads, without live updates. EventSource retries after an error.
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, fmt.Sprintf("too many live viewers (the dashboard's --max-viewers is %d): reload the page later", s.maxViewers),
+			http.StatusServiceUnavailable)
+		return
+	}
+	defer s.liveViewers.Add(-1)
 	rc := http.NewResponseController(w)
 	// The server's write timeout is for pages; this answer lasts as long as the page is open.
 	if err := rc.SetWriteDeadline(time.Time{}); err != nil {

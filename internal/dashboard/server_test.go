@@ -29,6 +29,7 @@ func testServer(t testing.TB, ps ...Platform) (*server, *View) {
 	v.synced.Store(true)
 	s := newServer(v, "", slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	s.now = func() time.Time { return now }
+	s.hosts = []string{"example.com"} // httptest.NewRequest's Host
 	return s, v
 }
 
@@ -332,4 +333,93 @@ func TestShutdownEndsTheLiveConnections(t *testing.T) {
 	if _, _, err := events.next(); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("the live stream after shutdown: %v, want its end", err)
 	}
+}
+
+// A page on another site can point a name of its own at 127.0.0.1 (DNS rebinding) and read the
+// dashboard as same-origin: the browser then sends that name as the Host, which is refused.
+func TestTheDashboardAnswersOnlyForItsOwnHosts(t *testing.T) {
+	s, _ := testServer(t)
+	s.hosts = []string{"summon-dashboard.summon-system.svc"}
+	s.stop() // /live streams until the server stops; stopped, it answers and ends
+	tests := map[string]struct {
+		host    string
+		refused bool
+	}{
+		"localhost with a port": {host: "localhost:8090"},
+		"127.0.0.1":             {host: "127.0.0.1:8090"},
+		"[::1]":                 {host: "[::1]:8090"},
+		"a pod IP, as the kubelet's probe sends it":   {host: "10.244.1.7:8090"},
+		"an allowed name, in another case":            {host: "Summon-Dashboard.summon-system.svc:80"},
+		"a rebinding attacker's name":                 {host: "evil.example:8090", refused: true},
+		"a name that starts like localhost":           {host: "localhost.evil.example", refused: true},
+		"a name that only starts like an allowed one": {host: "summon-dashboard.summon-system.svc.evil.example", refused: true},
+		"no Host at all":                              {host: "", refused: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			for _, path := range []string{"/", "/live", "/metrics"} {
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				req.Host = tc.host
+				rec := httptest.NewRecorder()
+				s.handler().ServeHTTP(rec, req)
+				if refused := rec.Code == http.StatusMisdirectedRequest; refused != tc.refused {
+					t.Errorf("%s with Host %q answered %d; refused = %v, want %v", path, tc.host, rec.Code, refused, tc.refused)
+				}
+			}
+		})
+	}
+}
+
+// Each live viewer holds a connection for as long as its page is open: past the cap, /live
+// answers 503 at once, and a freed place is taken again.
+func TestLiveViewersAreCapped(t *testing.T) {
+	s, _ := testServer(t)
+	s.maxViewers = 2
+	srv := httptest.NewServer(s.handler())
+	defer srv.Close()
+	defer s.stop()
+	open := func() (*http.Response, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/live?page=/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv.Client().Do(req)
+	}
+	var held []*http.Response
+	for range 2 {
+		resp, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("viewer %d answered %d", len(held)+1, resp.StatusCode)
+		}
+		held = append(held, resp)
+	}
+	resp, err := open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("the third viewer answered %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	held[0].Body.Close()
+	// The server sees the closed connection when it next writes or reads; wait for that.
+	for s.liveViewers.Load() >= 2 {
+		select {
+		case <-t.Context().Done():
+			t.Fatal("the closed viewer was never let go")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	resp, err = open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after a viewer left, a new one answered %d", resp.StatusCode)
+	}
+	held[1].Body.Close()
 }

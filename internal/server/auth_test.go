@@ -59,6 +59,7 @@ func (v *secretVolume) update(content string) {
 func postWith(s *Server, path string, body []byte, authorization string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if authorization != "" {
 		req.Header.Set("Authorization", authorization)
 	}

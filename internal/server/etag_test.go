@@ -20,6 +20,7 @@ import (
 func syncWith(s *Server, body []byte, ifNoneMatch string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodPost, "/sync", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if ifNoneMatch != "" {
 		req.Header.Set("If-None-Match", ifNoneMatch)
 	}

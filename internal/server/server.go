@@ -403,7 +403,8 @@ func (s *Server) hookCall(hook string) echo.MiddlewareFunc {
 }
 
 // admit decides whether a hook call is served: the caller must carry the token when one is
-// configured (nothing of the request is read before that), and a slot must be free. A call beyond
+// configured (nothing of the request is read before that), must not be a web page
+// (hookhttp.RefuseBrowsers), and a slot must be free. A call beyond
 // the limit is answered 429 with Retry-After at once: Metacontroller requeues it cleanly, where a
 // call left to queue would run into its timeout and count as a failure. release frees the slot.
 func (s *Server) admit(c echo.Context) (release func(), err error) {
@@ -411,6 +412,10 @@ func (s *Server) admit(c echo.Context) (release func(), err error) {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, bearerScheme+` realm="summon"`)
 		hookhttp.Annotate(c, slog.String("remote", c.Request().RemoteAddr))
 		return nil, echo.NewHTTPError(http.StatusUnauthorized, errUnauthenticated.Error())
+	}
+	if err := hookhttp.RefuseBrowsers(c.Request()); err != nil {
+		hookhttp.Annotate(c, slog.String("remote", c.Request().RemoteAddr))
+		return nil, err
 	}
 	select {
 	case s.slots <- struct{}{}:

@@ -120,7 +120,9 @@ func testServer(t testing.TB, opts ...option) (*Server, *logs) {
 
 func post(s *Server, path string, body []byte) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body)))
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json") // as Metacontroller sends it
+	s.Handler().ServeHTTP(rec, req)
 	return rec
 }
 

@@ -72,3 +72,8 @@ func VersionedLabels(instance string, c Component, version string) map[string]st
 	l[LabelVersion] = version
 	return l
 }
+
+// MadeBySummon says whether an object's labels are those Summon puts on the children it builds.
+func MadeBySummon(labels map[string]string) bool {
+	return labels[LabelManagedBy] == managedBy || labels[LabelName] == appName
+}

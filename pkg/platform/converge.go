@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -38,7 +39,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	maps.Copy(outside, data.settings)
 	settings, err := appSettings(p, par, req.Related, outside, env)
 	if err != nil {
-		return frozen(req, errorStatus(par, env, reasonInputMissing, err.Error()))
+		return frozen(req, errorStatus(par, env, inputReason(err), err.Error()))
 	}
 	file, err := children.ConfigFile(settings)
 	if err != nil {
@@ -224,13 +225,20 @@ func appSettings(p children.Platform, par parent, related metacontroller.Relativ
 	maps.Copy(generated, outside)
 	inputs := make([]map[string][]byte, 0, len(p.Spec.Secrets))
 	var missing []string
+	var refused []error
 	for _, name := range p.Spec.Secrets {
-		data, ok := relatedSecret(related, p.Namespace, name)
-		if !ok {
+		data, err := inputSecret(related, p, name, "spec.secrets")
+		switch {
+		case errors.Is(err, errInputAbsent):
 			missing = append(missing, name)
-			continue
+		case err != nil:
+			refused = append(refused, err)
+		default:
+			inputs = append(inputs, data)
 		}
-		inputs = append(inputs, data)
+	}
+	if len(refused) > 0 {
+		return nil, inputRefused{message: errors.Join(refused...).Error()}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("input Secret %s not found in namespace %s: create it, or remove it from spec.secrets",
@@ -262,31 +270,13 @@ func generatedSettings(p children.Platform, par parent, related metacontroller.R
 		}
 		out[SettingDatabaseURL] = u.String()
 	case db.URLSecret != nil:
-		v, err := secretValue(related, p.Namespace, *db.URLSecret, "spec.database.urlSecret")
+		v, err := secretValue(related, p, *db.URLSecret, "spec.database.urlSecret")
 		if err != nil {
 			return nil, err
 		}
 		out[SettingDatabaseURL] = v
 	}
 	return out, nil
-}
-
-// relatedSecret finds an input Secret among the related objects and decodes its data.
-func relatedSecret(related metacontroller.RelativeObjects, namespace, name string) (map[string][]byte, bool) {
-	obj := related[GroupSecret][namespace+"/"+name]
-	if obj == nil {
-		return nil, false
-	}
-	var s struct {
-		Data map[string][]byte `json:"data"`
-	}
-	if err := decodeTyped(obj, &s); err != nil {
-		return nil, false
-	}
-	if s.Data == nil {
-		s.Data = map[string][]byte{}
-	}
-	return s.Data, true
 }
 
 func phaseOf(d gate.MigrationDecision, r rollout, version string) (v1beta1.Phase, string) {

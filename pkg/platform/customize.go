@@ -14,6 +14,12 @@ import (
 // exactly those Secrets (spec.secrets and the urlSecrets of spec.database and spec.redis), by name,
 // in the parent's namespace, as one rule; with none it asks for nothing.
 //
+// Metacontroller sends the named Secrets whatever they say; the sync core then reads only those
+// that consent to being this instance's inputs (InputRefusal). A rule can't narrow the names with
+// a labelSelector: Metacontroller (v4.17) refuses a rule with both, failing the parent's every
+// sync, and a labelSelector alone would send every input Secret of the namespace to every instance
+// (and wake them all on any change of one).
+//
 // A spec that can't be read asks for nothing rather than failing: the sync hook then reports the
 // spec's error in the status, where the user looks. Only a parent without a name or a namespace
 // is refused. With hooks version v2 a rule by name without a namespace matches Secrets of that

@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 
@@ -98,9 +99,9 @@ func planData(p children.Platform, par parent, req *metacontroller.SyncRequest, 
 			plan.pending = append(plan.pending, string(children.Redis))
 		}
 	} else if r != nil {
-		u, err := secretValue(req.Related, p.Namespace, *r.URLSecret, "spec.redis.urlSecret")
+		u, err := secretValue(req.Related, p, *r.URLSecret, "spec.redis.urlSecret")
 		if err != nil {
-			return plan, reasonInputMissing, err
+			return plan, inputReason(err), err
 		}
 		// One external Redis serves both; an input Secret may still give the Channels layer a
 		// Redis of its own, since input Secrets win.
@@ -147,10 +148,13 @@ func planData(p children.Platform, par parent, req *metacontroller.SyncRequest, 
 }
 
 // secretValue reads one key of an input Secret that the customize hook relates.
-func secretValue(related metacontroller.RelativeObjects, namespace string, ref v1beta1.SecretKeyRef, field string) (string, error) {
-	data, ok := relatedSecret(related, namespace, ref.Name)
-	if !ok {
-		return "", fmt.Errorf("the Secret %s (%s) was not found in namespace %s: create it", ref.Name, field, namespace)
+func secretValue(related metacontroller.RelativeObjects, p children.Platform, ref v1beta1.SecretKeyRef, field string) (string, error) {
+	data, err := inputSecret(related, p, ref.Name, field)
+	if errors.Is(err, errInputAbsent) {
+		return "", fmt.Errorf("the Secret %s (%s) was not found in namespace %s: create it", ref.Name, field, p.Namespace)
+	}
+	if err != nil {
+		return "", err
 	}
 	v, ok := data[ref.Key]
 	if !ok {

@@ -251,6 +251,35 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		c.EditSpec(func(s *v1beta1.Spec) { s.Secrets = []string{"car1-qa-inputs"} })
 		return c.Request()
 	},
+	// An input Secret that doesn't say it is one is not read: every child is kept as it runs, and
+	// the status names the label and the annotation to add.
+	"input-secret-not-marked": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Secrets = []string{"team-settings"} })
+		c.SetRelatedSecretWithMeta("team-settings", map[string][]byte{"SENTRY_DSN": []byte("https://abc@sentry.example.com/1")}, nil, nil)
+		return c.Request()
+	},
+	// A neighbour's config Secret (Summon's own child) is never an input, label or not: its
+	// DATABASE_URL and SECRET_KEY stay out of this instance's config file.
+	"input-secret-of-a-neighbour": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) { s.Secrets = []string{"car2-qa-config"} })
+		c.SetRelatedSecretWithMeta("car2-qa-config", map[string][]byte{"settings.json": []byte(`{"SECRET_KEY":"car2-secret"}`)},
+			map[string]any{children.LabelName: "summon-platform", children.LabelInstance: "car2-qa",
+				children.LabelComponent: "config", children.LabelManagedBy: "summon", v1beta1.LabelInput: "true"},
+			map[string]any{v1beta1.AnnotationInputFor: "*"})
+		return c.Request()
+	},
+	// An input handed to another instance of the namespace is not this one's.
+	"input-secret-for-another-instance": func(t *testing.T) *metacontroller.SyncRequest {
+		c := installed(t, platform("car1-qa"))
+		c.EditSpec(func(s *v1beta1.Spec) {
+			s.Database.URLSecret = &v1beta1.SecretKeyRef{Name: "car2-qa-database", Key: "DATABASE_URL"}
+		})
+		c.SetRelatedSecretWithMeta("car2-qa-database", map[string][]byte{"DATABASE_URL": []byte("postgres://car2:pw@db:5432/car2")},
+			map[string]any{v1beta1.LabelInput: "true"}, map[string]any{v1beta1.AnnotationInputFor: "car2-qa, car3-qa"})
+		return c.Request()
+	},
 	// A request without the Job group can't show whether a migration runs: refuse to act.
 	"missing-child-group": func(t *testing.T) *metacontroller.SyncRequest {
 		c := installed(t, platform("car1-qa"))

@@ -15,6 +15,7 @@ const (
 	reasonChildrenMissing   = "ChildrenMissing"
 	reasonSpecInvalid       = "SpecInvalid"
 	reasonInputMissing      = "InputMissing"
+	reasonInputNotAllowed   = "InputNotAllowed"
 	reasonUnknownChildren   = "UnknownChildren"
 	reasonPaused            = "Paused"
 	reasonValid             = "Valid"

@@ -169,7 +169,8 @@ func qaIn(t *testing.T, c client.Client, prefix string) (string, *unstructured.U
 	qa := readObjects(t, repoFile(t, "examples", "qa.yaml"))[0]
 	qa.SetNamespace(ns)
 	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "car1-qa-inputs", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "car1-qa-inputs", Namespace: ns,
+			Labels: map[string]string{v1beta1.LabelInput: "true"}, Annotations: map[string]string{v1beta1.AnnotationInputFor: qa.GetName()}},
 		StringData: map[string]string{"DATABASE_URL": "postgres://car1_qa:change-me@postgres.summon-qa:5432/car1_qa"},
 	}
 	if err := c.Create(t.Context(), s); err != nil {

@@ -77,7 +77,8 @@ func TestMetacontrollerRunsAPlatformThroughInstallUpgradeAndDeletion(t *testing.
 	inputs, _, _ := unstructured.NestedStringSlice(qa.Object, "spec", "secrets")
 	for _, name := range inputs {
 		s := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace,
+				Labels: map[string]string{v1beta1.LabelInput: "true"}, Annotations: map[string]string{v1beta1.AnnotationInputFor: qa.GetName()}},
 			StringData: map[string]string{"DATABASE_URL": "postgres://car1_qa:change-me@postgres.summon-qa:5432/car1_qa"},
 		}
 		if err := c.Create(t.Context(), s); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/forklift-dev/summon/internal/dashboard"
 )
@@ -31,7 +32,8 @@ func TestTheDashboardManifestsApplyWithAServerDryRun(t *testing.T) {
 		t.Fatalf("kubectl apply -k manifests/dashboard/ --dry-run=server: %v\n%s", err, stderr)
 	}
 	for _, kind := range []string{"serviceaccount/summon-dashboard", "clusterrole.rbac.authorization.k8s.io/summon-dashboard",
-		"clusterrolebinding.rbac.authorization.k8s.io/summon-dashboard", "service/summon-dashboard", "deployment.apps/summon-dashboard"} {
+		"clusterrolebinding.rbac.authorization.k8s.io/summon-dashboard", "service/summon-dashboard", "deployment.apps/summon-dashboard",
+		"networkpolicy.networking.k8s.io/summon-dashboard"} {
 		if !strings.Contains(stdout, kind) {
 			t.Errorf("the dry run did not apply %s", kind)
 		}
@@ -160,5 +162,35 @@ func TestAUserWhoCantReadTheFleetIsToldWhatIsMissing(t *testing.T) {
 				t.Errorf("the error is a cancellation: %v", err)
 			}
 		})
+	}
+}
+
+// The dashboard has no login: its NetworkPolicy selects its pods and admits only the ingress
+// controller (docs/dashboard.md), to its one port.
+func TestTheDashboardsNetworkPolicyAdmitsOnlyTheIngressController(t *testing.T) {
+	k := kube(t)
+	k.installDashboard(t)
+	np, err := k.cs.NetworkingV1().NetworkPolicies("summon-system").Get(t.Context(), "summon-dashboard", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("reading the NetworkPolicy back: %v", err)
+	}
+	dep, err := k.cs.AppsV1().Deployments("summon-system").Get(t.Context(), "summon-dashboard", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || sel.Empty() || !sel.Matches(labels.Set(dep.Spec.Template.Labels)) {
+		t.Errorf("the NetworkPolicy's podSelector %v does not select the dashboard's pods %v", np.Spec.PodSelector, dep.Spec.Template.Labels)
+	}
+	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].From) != 1 || len(np.Spec.Ingress[0].Ports) != 1 {
+		t.Fatalf("want one rule from one peer to one port, got %+v", np.Spec.Ingress)
+	}
+	from := np.Spec.Ingress[0].From[0]
+	if from.NamespaceSelector == nil || from.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" ||
+		from.PodSelector == nil || from.PodSelector.MatchLabels["app.kubernetes.io/name"] != "ingress-nginx" || from.IPBlock != nil {
+		t.Errorf("the peer is %+v, want ingress-nginx's pods in its namespace", from)
+	}
+	if p := np.Spec.Ingress[0].Ports[0]; p.Port == nil || p.Port.String() != "http" {
+		t.Errorf("the port is %+v, want the dashboard's http port", p)
 	}
 }

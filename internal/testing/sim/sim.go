@@ -231,11 +231,27 @@ func (c *Cluster) EditSpec(edit func(*v1beta1.Spec)) {
 	c.Parent.Generation++
 }
 
-// SetRelatedSecret adds or replaces an input Secret that the customize hook would relate.
+// SetRelatedSecret adds or replaces an input Secret that the customize hook would relate, marked
+// as an input of this instance (v1beta1.LabelInput, v1beta1.AnnotationInputFor).
 func (c *Cluster) SetRelatedSecret(name string, data map[string][]byte) {
+	c.SetRelatedSecretWithMeta(name, data,
+		map[string]any{v1beta1.LabelInput: "true"},
+		map[string]any{v1beta1.AnnotationInputFor: c.Parent.Name})
+}
+
+// SetRelatedSecretWithMeta adds or replaces a related Secret with the given labels and annotations
+// (nil for none): one that is not an input of this instance, or not an input at all.
+func (c *Cluster) SetRelatedSecretWithMeta(name string, data map[string][]byte, labels, annotations map[string]any) {
+	meta := map[string]any{"name": name, "namespace": c.Parent.Namespace, "uid": "secret-" + name, "resourceVersion": "77"}
+	if labels != nil {
+		meta["labels"] = labels
+	}
+	if annotations != nil {
+		meta["annotations"] = annotations
+	}
 	obj := map[string]any{
 		"apiVersion": "v1", "kind": "Secret",
-		"metadata": map[string]any{"name": name, "namespace": c.Parent.Namespace, "uid": "secret-" + name, "resourceVersion": "77"},
+		"metadata": meta,
 		"type":     "Opaque",
 	}
 	enc := map[string]any{}
