@@ -223,11 +223,11 @@ func TestTheReadmeRunExampleIsWhatTheHookAnswers(t *testing.T) {
 	if len(sh) != 1 || !strings.Contains(sh[0], "go run ./cmd/summon") {
 		t.Fatalf("README's Run it has no sh block that runs go run ./cmd/summon: %q", sh)
 	}
-	m := regexp.MustCompile(`curl .*--data @(\S+) http://([^/\s]+)(/\w+)`).FindStringSubmatch(sh[0])
+	m := regexp.MustCompile(`curl .*-H '([^:']+): ([^']+)' --data @(\S+) http://([^/\s]+)(/\w+)`).FindStringSubmatch(sh[0])
 	if m == nil {
-		t.Fatalf("README's Run it has no curl of a request file: %s", sh[0])
+		t.Fatalf("README's Run it has no curl of a request file with its Content-Type: %s", sh[0])
 	}
-	file, addr, hook := m[1], m[2], m[3]
+	header, value, file, addr, hook := m[1], m[2], m[3], m[4], m[5]
 
 	cfg, err := server.ParseConfig(nil, func(string) string { return "" }, io.Discard)
 	if err != nil {
@@ -242,7 +242,10 @@ func TestTheReadmeRunExampleIsWhatTheHookAnswers(t *testing.T) {
 	}
 	body := read(t, file)
 	rec := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, hook, strings.NewReader(body)))
+	req := httptest.NewRequest(http.MethodPost, hook, strings.NewReader(body))
+	// The hooks refuse what a browser could send cross-site: the README's curl must say JSON.
+	req.Header.Set(header, value)
+	srv.Handler().ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("POST %s with %s: %d %s", hook, file, rec.Code, rec.Body.String())
 	}
