@@ -67,17 +67,7 @@ func Apply(observed, desired Object) (Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recording the applied answer: %w", err)
 	}
-	meta, _ := out["metadata"].(map[string]any)
-	if meta == nil {
-		meta = map[string]any{}
-		out["metadata"] = meta
-	}
-	ann, _ := meta["annotations"].(map[string]any)
-	if ann == nil {
-		ann = map[string]any{}
-		meta["annotations"] = ann
-	}
-	ann[LastAppliedAnnotation] = string(record)
+	SetAnnotation(out, LastAppliedAnnotation, string(record))
 	return out, nil
 }
 

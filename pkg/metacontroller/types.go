@@ -68,3 +68,19 @@ func GroupKey(kind, apiVersion string) string { return kind + "." + apiVersion }
 // and float64 otherwise, as Kubernetes' own unstructured objects hold them: a replica count
 // stays an integer, and the typed converters read observed children without a JSON round trip.
 func Decode(body []byte, into any) error { return utiljson.Unmarshal(body, into) }
+
+// SetAnnotation sets one annotation of an object held as a map, making its metadata and
+// annotations maps where they are missing.
+func SetAnnotation(obj Object, key, value string) {
+	meta, _ := obj["metadata"].(map[string]any)
+	if meta == nil {
+		meta = map[string]any{}
+		obj["metadata"] = meta
+	}
+	ann, _ := meta["annotations"].(map[string]any)
+	if ann == nil {
+		ann = map[string]any{}
+		meta["annotations"] = ann
+	}
+	ann[key] = value
+}

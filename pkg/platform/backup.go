@@ -272,16 +272,6 @@ func recordUIDs(records []v1beta1.MigrationRecord) []string {
 // changes, which a Job allows.
 func markedRecord(observed metacontroller.Object) metacontroller.Object {
 	out := children.AsObserved(observed)
-	meta, _ := out["metadata"].(map[string]any)
-	if meta == nil {
-		meta = map[string]any{}
-		out["metadata"] = meta
-	}
-	ann, _ := meta["annotations"].(map[string]any)
-	if ann == nil {
-		ann = map[string]any{}
-		meta["annotations"] = ann
-	}
-	ann[children.AnnotationMigrationRecord] = "true"
+	metacontroller.SetAnnotation(out, children.AnnotationMigrationRecord, "true")
 	return out
 }
