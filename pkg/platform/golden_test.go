@@ -233,9 +233,9 @@ var goldenCases = map[string]func(t *testing.T) *metacontroller.SyncRequest{
 		c := sim.NewCluster(platform("car1-qa", withSpec(func(s *v1beta1.Spec) {
 			s.Database.Shared = &v1beta1.SharedDatabase{Host: "postgres.shared.svc"}
 		})))
-		converged(t, c, goldenOutside["externals-created"])
 		legacy := external.LegacyNamesFor("acme-", "summon-qa", "car1-qa")
 		c.Parent.Status.External = &v1beta1.ExternalStatus{Bucket: legacy.Bucket, IAMUser: legacy.IAMUser, RabbitVhost: legacy.RabbitVhost, Database: legacy.Database}
+		converged(t, c, goldenOutside["externals-created"])
 		return c.Request()
 	},
 	// The bucket under this instance's name is another instance's: nothing of it is changed, the
