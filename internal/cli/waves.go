@@ -225,11 +225,14 @@ func (o *WavesOpenOptions) Run(ctx context.Context) error {
 
 // WavesWatchOptions are the options of summonctl waves watch.
 type WavesWatchOptions struct {
-	Timeout  time.Duration
-	Interval time.Duration
-	Now      func() time.Time
-	rollout  rolloutFlags
-	g        *globals
+	// AllNamespaces watches the wave in every namespace, as a fleet-wide rollout needs; without
+	// it, the namespace of -n (or the kubeconfig's), as kubectl reads one.
+	AllNamespaces bool
+	Timeout       time.Duration
+	Interval      time.Duration
+	Now           func() time.Time
+	rollout       rolloutFlags
+	g             *globals
 }
 
 func newWavesWatchCommand(g *globals) *cobra.Command {
@@ -243,7 +246,7 @@ Ready condition): that is where a rollout stops. Close or shrink the wave (waves
 or roll back the hook (docs/upgrading.md).`,
 		Example: example(g.name, `
 # In CI, after each waves open
-{{.}} waves watch --timeout 20m`),
+{{.}} waves watch -A --timeout 20m`),
 		Args: args(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.Timeout <= 0 || o.Interval <= 0 {
@@ -252,6 +255,7 @@ or roll back the hook (docs/upgrading.md).`,
 			return o.Run(cmd.Context())
 		},
 	}
+	cmd.Flags().BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "every namespace")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", 15*time.Minute, "how long the wave may take to become Ready")
 	cmd.Flags().DurationVar(&o.Interval, "interval", 2*time.Second, "how often the fleet is read")
 	o.rollout.add(cmd.Flags())
@@ -274,7 +278,11 @@ func (o *WavesWatchOptions) Run(ctx context.Context) error {
 		if w == (platform.Wave{}) {
 			return fmt.Errorf("no wave is open (ConfigMap %s/%s); open one with %s waves open", o.rollout.namespace, o.rollout.name, o.g.name)
 		}
-		instances, err := waveInstances(ctx, c, "")
+		ns := c.namespace
+		if o.AllNamespaces {
+			ns = ""
+		}
+		instances, err := waveInstances(ctx, c, ns)
 		if err != nil {
 			return err
 		}

@@ -37,6 +37,8 @@ type BackupInput struct {
 	Unavailable string
 	// Current is the backup of (Version, Attempt) as observed, or nil.
 	Current *ObservedBackup
+	// Running names every other backup Job still running (an earlier version's or attempt's).
+	Running []string
 }
 
 // BackupDecision is what the gate asks of the backup.
@@ -45,6 +47,8 @@ type BackupDecision struct {
 	Create bool
 	// Keep returns the observed backup as it is.
 	Keep bool
+	// KeepRunning returns the backup Jobs of BackupInput.Running as they are.
+	KeepRunning bool
 	// Warning says, for a best-effort backup, that the migration runs without one and why.
 	Warning string
 }
@@ -58,11 +62,28 @@ func backupFirst(in MigrationInput, d *MigrationDecision) {
 		d.Message = fmt.Sprintf("starting the migrations of version %s", in.Version)
 	}
 	b := in.Backup
+	// No Job starts beside a dump in flight, whatever the policy says now: a spec that changed
+	// its version, attempt or policy, or a status that was lost, must not put a migration or a
+	// second dump beside one still reading the database.
+	if b != nil && len(b.Running) > 0 {
+		d.Stage = StageBackingUp
+		d.Backup.KeepRunning = true
+		d.Message = fmt.Sprintf("waiting for the backup Job %s to finish before the migrations of version %s",
+			strings.Join(b.Running, ", "), in.Version)
+		return
+	}
+	cur := b.currentRunning()
 	if b == nil || b.Policy == BackupOff {
+		if cur != nil {
+			d.Stage = StageBackingUp
+			d.Backup.Keep = true
+			d.Message = fmt.Sprintf("waiting for the backup Job %s to finish before the migrations of version %s", cur.Name, in.Version)
+			return
+		}
 		start()
 		return
 	}
-	cur := b.Current
+	cur = b.Current
 	switch {
 	case cur == nil && b.Unavailable != "":
 		if b.Policy == BackupBestEffort {
@@ -96,6 +117,14 @@ func backupFirst(in MigrationInput, d *MigrationDecision) {
 			"Read its logs, then retry with summonctl retry-migration (it raises spec.migrations.attempt), or set spec.backups.beforeMigration to BestEffort",
 			in.Version, cur.Name, reasonOr(cur.Reason))
 	}
+}
+
+// currentRunning is the backup of the spec's version and attempt while it runs, or nil.
+func (b *BackupInput) currentRunning() *ObservedBackup {
+	if b == nil || b.Current == nil || b.Current.State != JobActive {
+		return nil
+	}
+	return b.Current
 }
 
 func reasonOr(reason string) string {

@@ -129,6 +129,16 @@ func TestMigrationGate(t *testing.T) {
 			in:   MigrationInput{Version: "v2", MigratedVersion: "v1", Components: components, Running: running("v1"), Backup: &BackupInput{Policy: BackupOff}},
 			want: MigrationDecision{Stage: StageMigrating, MigratedVersion: "v1", CreateJob: true, Targets: running("v1")},
 		},
+		"a backup still running from an earlier attempt holds back the next backup and every migration": {
+			in: MigrationInput{Version: "v2", Attempt: 1, MigratedVersion: "v1", Components: components, Running: running("v1"),
+				Backup: &BackupInput{Policy: BackupRequired, Running: []string{"b2-attempt-0"}}},
+			want: MigrationDecision{Stage: StageBackingUp, MigratedVersion: "v1", Backup: BackupDecision{KeepRunning: true}, Targets: running("v1")},
+		},
+		"backups turned off (or the status lost) don't start a migration beside the backup still running": {
+			in: MigrationInput{Version: "v2", MigratedVersion: "v1", Components: components, Running: running("v1"),
+				Backup: &BackupInput{Policy: BackupOff, Current: &ObservedBackup{Name: "b2", State: JobActive}}},
+			want: MigrationDecision{Stage: StageBackingUp, MigratedVersion: "v1", Backup: BackupDecision{Keep: true}, Targets: running("v1")},
+		},
 		"the backup stays while its migration runs": {
 			in: MigrationInput{Version: "v2", MigratedVersion: "v1", Components: components, Running: running("v1"),
 				Jobs:   []MigrationJob{job("m2", "v2", 0, JobActive)},

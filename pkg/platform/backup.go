@@ -127,10 +127,15 @@ func planBackup(p children.Platform, par parent, seen observation, env Env) back
 		}
 	}
 	in := &gate.BackupInput{Policy: policy, Unavailable: unavailable}
-	if b, ok := plan.jobs[p.Names.BackupJob(p.Spec.Version, p.Spec.Migrations.Attempt)]; ok &&
-		b.Version == p.Spec.Version && b.Attempt == p.Spec.Migrations.Attempt {
+	current := p.Names.BackupJob(p.Spec.Version, p.Spec.Migrations.Attempt)
+	if b, ok := plan.jobs[current]; ok && b.Version == p.Spec.Version && b.Attempt == p.Spec.Migrations.Attempt {
 		cur := b.ObservedBackup
 		in.Current = &cur
+	}
+	for _, name := range slices.Sorted(maps.Keys(plan.jobs)) {
+		if name != current && plan.jobs[name].State == gate.JobActive {
+			in.Running = append(in.Running, name)
+		}
 	}
 	if par.status.MigratedVersion == "" {
 		// A database that no version has migrated yet holds nothing to go back to.
@@ -163,6 +168,11 @@ func (b backupPlan) addBackup(d *desired, p children.Platform, par parent, dec g
 		d.add(children.DatabaseSecret(p, *b.database))
 	}
 	name := p.Names.BackupJob(p.Spec.Version, p.Spec.Migrations.Attempt)
+	if dec.Backup.KeepRunning {
+		for _, running := range b.input.Running {
+			d.keep(b.jobs[running].obj)
+		}
+	}
 	switch {
 	case dec.Backup.Create:
 		d.add(children.BackupJob(p, b.target, p.Spec.Version, par.status.MigratedVersion, p.Spec.Migrations.Attempt))
