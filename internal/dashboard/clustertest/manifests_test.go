@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -192,5 +193,53 @@ func TestTheDashboardsNetworkPolicyAdmitsOnlyTheIngressController(t *testing.T) 
 	}
 	if p := np.Spec.Ingress[0].Ports[0]; p.Port == nil || p.Port.String() != "http" {
 		t.Errorf("the port is %+v, want the dashboard's http port", p)
+	}
+}
+
+// TestTheNamespacedComponentBindsTheDashboardToOneNamespace builds the overlay docs/dashboard.md
+// shows for a team that wants the dashboard to see one namespace, and applies it with a server
+// dry run: the read-only ClusterRole is bound by a RoleBinding in that namespace, no
+// ClusterRoleBinding is left, and the dashboard is started for that namespace alone.
+func TestTheNamespacedComponentBindsTheDashboardToOneNamespace(t *testing.T) {
+	k := kube(t)
+	if _, stderr, err := k.kubectl(t, "apply", "-f", filepath.Join(repo, "manifests", "namespace.yaml")); err != nil {
+		t.Fatalf("kubectl apply -f manifests/namespace.yaml: %v\n%s", err, stderr)
+	}
+	k.namespace(t, "team-a")
+	overlay := t.TempDir()
+	rel := func(target string) string {
+		abs, err := filepath.Abs(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := filepath.Rel(overlay, abs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	kustomization := fmt.Sprintf("resources: [%s]\ncomponents: [%s]\n",
+		rel(filepath.Join(repo, "manifests", "dashboard")), rel(filepath.Join(repo, "manifests", "dashboard", "namespaced")))
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	built, stderr, err := k.kubectl(t, "kustomize", overlay)
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v\n%s", err, stderr)
+	}
+	if strings.Contains(built, "kind: ClusterRoleBinding") {
+		t.Errorf("the namespaced overlay still binds the dashboard cluster-wide:\n%s", built)
+	}
+	if !strings.Contains(built, "- --namespace=team-a") {
+		t.Errorf("the namespaced overlay does not start the dashboard with --namespace=team-a:\n%s", built)
+	}
+
+	stdout, stderr, err := k.kubectl(t, "apply", "-k", overlay, "--dry-run=server")
+	if err != nil {
+		t.Fatalf("kubectl apply -k <namespaced overlay> --dry-run=server: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "rolebinding.rbac.authorization.k8s.io/summon-dashboard") {
+		t.Errorf("the dry run did not apply the RoleBinding:\n%s", stdout)
 	}
 }
