@@ -57,8 +57,11 @@ func platformSpec(version string, webReplicas int) map[string]any {
 func apply(t *testing.T, cl clients, ns string, spec map[string]any) *instance {
 	t.Helper()
 	in := &instance{t: t, cl: cl, ns: ns, name: "car1"}
+	// An input handed to car1, as its owner hands it over (docs/gitops.md).
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "car1-inputs", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "car1-inputs", Namespace: ns,
+			Labels:      map[string]string{v1beta1.LabelInput: "true"},
+			Annotations: map[string]string{v1beta1.AnnotationInputFor: in.name}},
 		StringData: map[string]string{"DATABASE_URL": "postgres://car1:change-me@postgres.example.internal:5432/car1"},
 	}
 	if _, err := cl.kube.CoreV1().Secrets(ns).Create(t.Context(), secret, metav1.CreateOptions{}); err != nil {
