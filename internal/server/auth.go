@@ -33,10 +33,9 @@ type tokenFile struct {
 	// seen is the file as last looked at; a change of inode, size or modification time reads it
 	// again.
 	seen fileStamp
-	// lastCheck and checkEvery keep the look to once a second, as for the TLS files: a rotation
-	// takes effect within a second, and a hook call costs no stat of its own.
-	lastCheck  time.Time
-	checkEvery time.Duration
+	// The look is kept to once a second, as for the TLS files: a rotation takes effect within a
+	// second, and a hook call costs no stat of its own.
+	recheck
 	// digest is SHA-256 of the token: comparing digests compares equal lengths, so the time a
 	// comparison takes says nothing of the token's length.
 	digest [sha256.Size]byte
@@ -45,7 +44,7 @@ type tokenFile struct {
 // newTokenFile reads the token once; a file that can't be read or holds no usable token stops
 // the start, since a hook that refuses every call is no better than one that isn't there.
 func newTokenFile(path string, log *slog.Logger) (*tokenFile, error) {
-	t := &tokenFile{path: path, log: log, checkEvery: time.Second}
+	t := &tokenFile{path: path, log: log, recheck: recheck{checkEvery: time.Second}}
 	info, digest, err := readToken(path)
 	if err != nil {
 		return nil, err
@@ -83,11 +82,9 @@ func readToken(path string) (os.FileInfo, [sha256.Size]byte, error) {
 func (t *tokenFile) current() [sha256.Size]byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := time.Now()
-	if now.Sub(t.lastCheck) < t.checkEvery {
+	if !t.due(time.Now()) {
 		return t.digest
 	}
-	t.lastCheck = now
 	if !t.seen.changed(t.path) {
 		return t.digest
 	}

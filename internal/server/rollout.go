@@ -27,15 +27,14 @@ type rolloutFile struct {
 	path string
 	log  *slog.Logger
 
-	mu         sync.Mutex
-	seen       fileStamp
-	lastCheck  time.Time
-	checkEvery time.Duration
-	wave       platform.Wave
+	mu   sync.Mutex
+	seen fileStamp
+	recheck
+	wave platform.Wave
 }
 
 func newRolloutFile(path string, log *slog.Logger) (*rolloutFile, error) {
-	r := &rolloutFile{path: path, log: log, checkEvery: time.Second}
+	r := &rolloutFile{path: path, log: log, recheck: recheck{checkEvery: time.Second}}
 	w, err := readWave(path)
 	if err != nil {
 		return nil, err
@@ -75,11 +74,9 @@ func (r *rolloutFile) current() platform.Wave {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	if now.Sub(r.lastCheck) < r.checkEvery {
+	if !r.due(time.Now()) {
 		return r.wave
 	}
-	r.lastCheck = now
 	if !r.seen.changed(r.path) {
 		return r.wave
 	}

@@ -24,6 +24,22 @@ func (s fileStamp) changed(path string) bool {
 	return !os.SameFile(info, s.info) || info.Size() != s.info.Size() || !info.ModTime().Equal(s.info.ModTime())
 }
 
+// recheck keeps the look at a watched file to once every checkEvery: a rotation is seen within
+// that, and a steady hook call costs no stat. The token, rollout and TLS files share it.
+type recheck struct {
+	lastCheck  time.Time
+	checkEvery time.Duration
+}
+
+// due says whether a look is due now, and if so counts it as taken.
+func (r *recheck) due(now time.Time) bool {
+	if now.Sub(r.lastCheck) < r.checkEvery {
+		return false
+	}
+	r.lastCheck = now
+	return true
+}
+
 func stampOf(path string) fileStamp {
 	info, _ := os.Stat(path)
 	return fileStamp{info: info}
@@ -41,13 +57,12 @@ type tlsFiles struct {
 	certAt, keyAt fileStamp
 	pool          *x509.CertPool
 	caAt          fileStamp
-	lastCheck     time.Time
-	checkEvery    time.Duration
+	recheck
 }
 
 // newTLSFiles reads the files once: a server that can't present its certificate can't start.
 func newTLSFiles(certFile, keyFile, caFile string, log *slog.Logger) (*tlsFiles, error) {
-	f := &tlsFiles{certFile: certFile, keyFile: keyFile, caFile: caFile, log: log, checkEvery: time.Second}
+	f := &tlsFiles{certFile: certFile, keyFile: keyFile, caFile: caFile, log: log, recheck: recheck{checkEvery: time.Second}}
 	if err := f.loadCert(); err != nil {
 		return nil, err
 	}
@@ -86,11 +101,9 @@ func (f *tlsFiles) loadCA() error {
 // refresh reads again what changed, at most once a second: a handshake costs one stat per file
 // then, not a parse.
 func (f *tlsFiles) refresh() {
-	now := time.Now()
-	if now.Sub(f.lastCheck) < f.checkEvery {
+	if !f.due(time.Now()) {
 		return
 	}
-	f.lastCheck = now
 	if f.certAt.changed(f.certFile) || f.keyAt.changed(f.keyFile) {
 		if err := f.loadCert(); err != nil {
 			f.log.Error("the TLS certificate changed but can't be read; the previous one stays in force", "error", err.Error())
