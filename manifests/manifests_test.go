@@ -100,6 +100,7 @@ var kinds = map[string]string{
 	"configmaps":               "ConfigMap",
 	"networkpolicies":          "NetworkPolicy",
 	"clusters":                 "Cluster",
+	"backups":                  "Backup",
 }
 
 func read(t *testing.T, file string, into any) {
@@ -220,10 +221,20 @@ func TestTheCNPGComponentDeclaresTheClusterAndTellsTheHook(t *testing.T) {
 	if data.CNPG == nil {
 		t.Fatal("with the component the hook doesn't know CloudNativePG is there")
 	}
+	// The component declares CNPG's Backup whether or not the hook is told a snapshot class; the
+	// hook asks for the group only with --cnpg-snapshot-class, so that a new hook beside an older
+	// component (one without Backup) keeps syncing every instance.
+	data.CNPG.SnapshotClass = "csi-snapshots"
 	var got []string
 	for _, c := range declared {
-		if c.Resource != "jobs" && (c.UpdateStrategy == nil || c.UpdateStrategy.Method != "InPlace") {
-			t.Errorf("%s/%s: want updateStrategy InPlace", c.APIVersion, c.Resource)
+		want := "InPlace"
+		if c.Resource == "jobs" || c.Resource == "backups" {
+			// A Job's and a CNPG Backup's spec never change: each is taken once, under a name
+			// of its own.
+			want = "OnDelete"
+		}
+		if c.UpdateStrategy == nil || c.UpdateStrategy.Method != want {
+			t.Errorf("%s/%s: want updateStrategy %s", c.APIVersion, c.Resource, want)
 		}
 		got = append(got, kinds[c.Resource]+"."+c.APIVersion)
 	}

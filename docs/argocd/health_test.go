@@ -72,6 +72,9 @@ func TestHealthOfEveryGoldenStatus(t *testing.T) {
 	want := map[string]string{
 		"postgres-in-cluster":                        "Progressing",
 		"postgres-without-cnpg":                      "Degraded",
+		"postgres-backup-running":                    "Progressing",
+		"postgres-backup-completed-migration-starts": "Progressing",
+		"postgres-backup-failed":                     "Degraded",
 		"qa-own-data-ready":                          "Healthy",
 		"redis-external":                             "Progressing",
 		"redis-on":                                   "Healthy",

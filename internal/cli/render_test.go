@@ -25,6 +25,8 @@ func goldenProfile(name string) platform.HookProfile {
 	switch name {
 	case "postgres-in-cluster", "qa-own-data-ready":
 		p.Data.CNPG = &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}
+	case "postgres-backup-running", "postgres-backup-completed-migration-starts", "postgres-backup-failed":
+		p.Data.CNPG = &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained", SnapshotClass: "csi-snapshots"}
 	case "input-secrets-and-shared-database":
 		p.Outside = platform.Outside{Postgres: true}
 	case "builders-wave-open":

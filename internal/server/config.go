@@ -77,6 +77,7 @@ type Config struct {
 	BackupImage            string
 	CNPGNamespace          string
 	CNPGRetainStorageClass string
+	CNPGSnapshotClass      string
 }
 
 // setting is one flag and the environment variable it falls back to.
@@ -120,6 +121,9 @@ var settings = []setting{
 		"is installed and the CompositeController declares its Cluster child type. Empty: no instance can have its own Postgres (spec.database.inCluster)"},
 	{"cnpg-retain-storage-class", "SUMMON_CNPG_RETAIN_STORAGE_CLASS", "StorageClass whose reclaimPolicy is Retain, for the volumes of own Postgres " +
 		"databases of instances with deletionPolicy Retain; without it such instances report ProviderMissing"},
+	{"cnpg-snapshot-class", "SUMMON_CNPG_SNAPSHOT_CLASS", "VolumeSnapshotClass of the backups of own Postgres databases: before each migration " +
+		"Summon asks CloudNativePG for a volume snapshot Backup and waits for it (docs/backups.md). The CompositeController must declare CNPG's Backup " +
+		"child type (the manifests/cnpg component does). Empty: Summon takes no backup of an own Postgres"},
 }
 
 // ParseConfig reads the flags in args; a flag not given falls back to its environment variable,
@@ -159,6 +163,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	fs.StringVar(&cfg.BackupImage, "backup-image", "", usage["backup-image"])
 	fs.StringVar(&cfg.CNPGNamespace, "cnpg-namespace", "", usage["cnpg-namespace"])
 	fs.StringVar(&cfg.CNPGRetainStorageClass, "cnpg-retain-storage-class", "", usage["cnpg-retain-storage-class"])
+	fs.StringVar(&cfg.CNPGSnapshotClass, "cnpg-snapshot-class", "", usage["cnpg-snapshot-class"])
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: summon [flags]\n\n"+
 			"Summon answers Metacontroller's sync, finalize and customize hooks for SummonPlatforms\n"+
@@ -300,6 +305,14 @@ func (c Config) validateData() []error {
 			errs = append(errs, fmt.Errorf("--cnpg-retain-storage-class %q: %s", c.CNPGRetainStorageClass, msg))
 		}
 	}
+	if c.CNPGSnapshotClass != "" {
+		if c.CNPGNamespace == "" {
+			errs = append(errs, errors.New("--cnpg-snapshot-class needs --cnpg-namespace: it is for CloudNativePG's backups"))
+		}
+		for _, msg := range validation.IsDNS1123Subdomain(c.CNPGSnapshotClass) {
+			errs = append(errs, fmt.Errorf("--cnpg-snapshot-class %q: %s", c.CNPGSnapshotClass, msg))
+		}
+	}
 	return errs
 }
 
@@ -307,7 +320,7 @@ func (c Config) validateData() []error {
 func (c Config) DataServices() platform.DataServices {
 	d := platform.DataServices{RedisImage: c.RedisImage, BackupImage: c.BackupImage}
 	if c.CNPGNamespace != "" {
-		d.CNPG = &platform.CNPG{OperatorNamespace: c.CNPGNamespace, RetainStorageClass: c.CNPGRetainStorageClass}
+		d.CNPG = &platform.CNPG{OperatorNamespace: c.CNPGNamespace, RetainStorageClass: c.CNPGRetainStorageClass, SnapshotClass: c.CNPGSnapshotClass}
 	}
 	return d
 }

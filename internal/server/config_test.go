@@ -127,6 +127,12 @@ func TestParseConfigRefuses(t *testing.T) {
 		"a retaining StorageClass without CNPG": {
 			args: []string{"--cnpg-retain-storage-class=retained"}, wantErr: "needs --cnpg-namespace",
 		},
+		"a snapshot class without CNPG": {
+			args: []string{"--cnpg-snapshot-class=csi-snapshots"}, wantErr: "needs --cnpg-namespace",
+		},
+		"a snapshot class that is not a name": {
+			args: []string{"--cnpg-namespace=cnpg-system", "--cnpg-snapshot-class=CSI Snapshots"}, wantErr: "--cnpg-snapshot-class",
+		},
 		"an argument that is not a flag": {
 			args: []string{"serve"}, wantErr: "summon takes only flags",
 		},
@@ -243,6 +249,10 @@ func TestTheCoreIsToldWhichDataServicesTheHookHas(t *testing.T) {
 		"--cnpg-namespace says CloudNativePG is there": {
 			args: []string{"--cnpg-namespace=cnpg-system", "--cnpg-retain-storage-class=retained"},
 			want: platform.DataServices{RedisImage: children.DefaultRedisImage, CNPG: &platform.CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}},
+		},
+		"--cnpg-snapshot-class turns on CloudNativePG's backup before each migration of an own Postgres": {
+			args: []string{"--cnpg-namespace=cnpg-system", "--cnpg-snapshot-class=csi-snapshots"},
+			want: platform.DataServices{RedisImage: children.DefaultRedisImage, CNPG: &platform.CNPG{OperatorNamespace: "cnpg-system", SnapshotClass: "csi-snapshots"}},
 		},
 		"--backup-image turns on the backup before each migration of an instance on the shared Postgres": {
 			args: []string{"--backup-image=registry.example.com/summon-backup:16"},

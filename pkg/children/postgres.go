@@ -6,6 +6,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 )
 
 // The instance's own Postgres is a CloudNativePG Cluster (postgresql.cnpg.io/v1) of one instance.
@@ -28,6 +30,7 @@ import (
 const (
 	CNPGAPIVersion  = "postgresql.cnpg.io/v1"
 	CNPGClusterKind = "Cluster"
+	CNPGBackupKind  = "Backup"
 	// CNPGClusterLabel is on every pod of a CNPG Cluster, with the Cluster's name as its value.
 	CNPGClusterLabel = "cnpg.io/cluster"
 )
@@ -41,15 +44,16 @@ const (
 )
 
 // PostgresCluster is the CNPG Cluster of an instance's own Postgres. storageClass is the volume's
-// StorageClass; empty means the cluster's default.
-func PostgresCluster(p Platform, storageClass string) *unstructured.Unstructured {
+// StorageClass; empty means the cluster's default. snapshotClass is the VolumeSnapshotClass its
+// backups use (the hook's --cnpg-snapshot-class); empty: it takes none.
+func PostgresCluster(p Platform, storageClass, snapshotClass string) *unstructured.Unstructured {
 	db := p.Spec.Database.InCluster
 	storage := map[string]any{"size": db.StorageSize.String()}
 	if storageClass != "" {
 		storage["storageClass"] = storageClass
 	}
 	meta := objectMeta(p, p.Names.Of(Postgres), Labels(p.Name, Postgres))
-	return &unstructured.Unstructured{Object: map[string]any{
+	cluster := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": CNPGAPIVersion,
 		"kind":       CNPGClusterKind,
 		"metadata": map[string]any{
@@ -73,6 +77,60 @@ func PostgresCluster(p Platform, storageClass string) *unstructured.Unstructured
 			},
 		},
 	}}
+	if snapshotClass != "" {
+		cluster.Object["spec"].(map[string]any)["backup"] = map[string]any{"volumeSnapshot": map[string]any{
+			"className":              snapshotClass,
+			"snapshotOwnerReference": snapshotOwner(p),
+		}}
+	}
+	return cluster
+}
+
+// snapshotOwner is who owns the VolumeSnapshots of the instance's backups. With deletionPolicy
+// Delete, their Backup: a Backup Summon stops keeping (beyond spec.backups.keep, or with the
+// instance) takes its snapshots with it. With Retain, nobody: they outlive the instance as its
+// volume does, and are the team's to delete (docs/backups.md).
+func snapshotOwner(p Platform) string {
+	if p.Spec.DeletionPolicy == v1beta1.DeletionPolicyRetain {
+		return "none"
+	}
+	return "backup"
+}
+
+// PostgresBackup is CloudNativePG's own backup of the instance's Postgres before the migration of
+// (version, attempt): a volume snapshot of the primary, online, with the Cluster's snapshot class.
+// It carries the same name, labels and annotations as a pg_dump backup Job, so that the gate,
+// the status and summonctl read both the same way. fromVersion is the version that had migrated
+// the database.
+func PostgresBackup(p Platform, version, fromVersion string, attempt int32) *unstructured.Unstructured {
+	meta := objectMeta(p, p.Names.BackupJob(version, attempt), VersionedLabels(p.Name, Backup, version))
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": CNPGAPIVersion,
+		"kind":       CNPGBackupKind,
+		"metadata": map[string]any{
+			"name":      meta.Name,
+			"namespace": meta.Namespace,
+			"labels":    stringsToAny(meta.Labels),
+			"annotations": map[string]any{
+				AnnotationMigrationAttempt: itoa(attempt),
+				AnnotationBackupFrom:       fromVersion,
+				AnnotationBackupLocation:   PostgresBackupLocation(meta.Name),
+			},
+		},
+		"spec": map[string]any{
+			"cluster": map[string]any{"name": p.Names.Of(Postgres)},
+			"method":  "volumeSnapshot",
+			"online":  true,
+			// The backup gates a deploy: a checkpoint spread over minutes would hold it that long.
+			"onlineConfiguration": map[string]any{"immediateCheckpoint": true},
+		},
+	}}
+}
+
+// PostgresBackupLocation is where a CNPG backup is, as kubectl names it: its snapshots carry the
+// label cnpg.io/backupName with the same name.
+func PostgresBackupLocation(name string) string {
+	return "backups.postgresql.cnpg.io/" + name
 }
 
 // PostgresOwnerSecret is the basic-auth Secret CNPG reads the owner's password from when it

@@ -3,6 +3,9 @@ package platform
 import (
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +35,12 @@ type backupPlan struct {
 	// can take one.
 	target   children.DumpTarget
 	database *children.DatabaseEnv
-	// jobs are the observed backup Jobs, by name.
+	// cnpg says the backup is CloudNativePG's (an own Postgres), not a pg_dump Job.
+	cnpg bool
+	// keep is spec.backups.keep: how many of CNPG's completed Backups stay, since each is its
+	// snapshots.
+	keep int
+	// jobs are the observed backups, pg_dump Jobs and CNPG Backups, by name.
 	jobs map[string]ObservedBackupJob
 }
 
@@ -66,6 +74,49 @@ func BackupJobOf(instance string, j *batchv1.Job) (ObservedBackupJob, bool) {
 	return b, true
 }
 
+// PostgresBackupOf reads a CNPG Backup as a backup of the instance named instance; ok is false
+// for any other object. CNPG (v1.27) writes its phase in status.phase: completed and failed are
+// final, and walArchivingFailing too (the backup can't complete while WAL archiving fails);
+// every other phase, and none yet, is a backup under way.
+func PostgresBackupOf(instance string, obj metacontroller.Object) (ObservedBackupJob, bool) {
+	var b struct {
+		metav1.ObjectMeta `json:"metadata"`
+		Status            struct {
+			Phase     string       `json:"phase"`
+			Error     string       `json:"error"`
+			StoppedAt *metav1.Time `json:"stoppedAt"`
+		} `json:"status"`
+	}
+	if obj["kind"] != children.CNPGBackupKind || decodeTyped(obj, &b) != nil ||
+		b.Labels[children.LabelComponent] != string(children.Backup) || b.Labels[children.LabelInstance] != instance {
+		return ObservedBackupJob{}, false
+	}
+	attempt, _ := strconv.Atoi(b.Annotations[children.AnnotationMigrationAttempt])
+	out := ObservedBackupJob{
+		ObservedBackup: gate.ObservedBackup{Name: b.Name, State: gate.JobActive},
+		Version:        b.Labels[children.LabelVersion],
+		FromVersion:    b.Annotations[children.AnnotationBackupFrom],
+		Attempt:        int32(attempt),
+		Location:       b.Annotations[children.AnnotationBackupLocation],
+	}
+	switch b.Status.Phase {
+	case cnpgBackupCompleted:
+		out.State = gate.JobSucceeded
+		out.CompletedAt = b.Status.StoppedAt
+	case cnpgBackupFailed, cnpgBackupWALArchivingFailing:
+		out.State = gate.JobFailed
+		out.Reason = strings.TrimSpace(b.Status.Phase + ": " + b.Status.Error)
+	}
+	return out, true
+}
+
+// CNPG's Backup phases (v1.27) that end a backup.
+const (
+	cnpgBackupCompleted           = "completed"
+	cnpgBackupFailed              = "failed"
+	cnpgBackupWALArchivingFailing = "walArchivingFailing"
+)
+
 // withComponent is a shallow copy of a Job under another component label, so that one reader of
 // a Job's version, attempt and state serves both kinds.
 func withComponent(j *batchv1.Job, c children.Component) *batchv1.Job {
@@ -82,16 +133,20 @@ func withComponent(j *batchv1.Job, c children.Component) *batchv1.Job {
 // up a shared database (spec.database.shared) with pg_dump into the instance's bucket; any other
 // database is the user's to back up (docs/backups.md).
 func planBackup(p children.Platform, par parent, seen observation, env Env) backupPlan {
-	plan := backupPlan{explicit: p.Spec.Backups.BeforeMigration, jobs: map[string]ObservedBackupJob{}}
+	plan := backupPlan{explicit: p.Spec.Backups.BeforeMigration, keep: int(*p.Spec.Backups.Keep), jobs: map[string]ObservedBackupJob{}}
 	for ref, obj := range seen.all {
-		if ref.group != GroupJob {
-			continue
+		var b ObservedBackupJob
+		ok := false
+		switch ref.group {
+		case GroupJob:
+			var j batchv1.Job
+			if decodeJob(obj, &j) == nil {
+				b, ok = BackupJobOf(p.Name, &j)
+			}
+		case GroupPostgresBackup:
+			b, ok = PostgresBackupOf(p.Name, obj)
 		}
-		var j batchv1.Job
-		if decodeJob(obj, &j) != nil {
-			continue
-		}
-		if b, ok := BackupJobOf(p.Name, &j); ok {
+		if ok {
 			b.obj = obj
 			plan.jobs[b.Name] = b
 		}
@@ -101,8 +156,12 @@ func planBackup(p children.Platform, par parent, seen observation, env Env) back
 	db := p.Spec.Database
 	names, _ := namesOf(par, env.Outside)
 	switch {
+	case db.InCluster != nil && (env.Data.CNPG == nil || env.Data.CNPG.SnapshotClass == ""):
+		unavailable = "the hook has no --cnpg-snapshot-class to take CloudNativePG's volume snapshots with"
+	case db.InCluster != nil:
+		plan.cnpg = true
 	case db.Shared == nil:
-		unavailable = "Summon backs up only a shared database (spec.database.shared); back this database up before each spec.version change yourself (docs/backups.md)"
+		unavailable = "Summon backs up only a shared database (spec.database.shared) or an own Postgres (spec.database.inCluster); back this database up before each spec.version change yourself (docs/backups.md)"
 	case env.Data.BackupImage == "":
 		unavailable = "the hook has no --backup-image to run pg_dump with"
 	case !env.Outside.AWS:
@@ -174,11 +233,35 @@ func (b backupPlan) addBackup(d *desired, p children.Platform, par parent, dec g
 		}
 	}
 	switch {
+	case dec.Backup.Create && b.cnpg:
+		d.add(children.PostgresBackup(p, p.Spec.Version, par.status.MigratedVersion, p.Spec.Migrations.Attempt))
 	case dec.Backup.Create:
 		d.add(children.BackupJob(p, b.target, p.Spec.Version, par.status.MigratedVersion, p.Spec.Migrations.Attempt))
 	case dec.Backup.Keep:
 		d.keep(b.jobs[name].obj)
 	}
+	for _, kept := range b.retainedPostgresBackups() {
+		d.keep(kept.obj)
+	}
+}
+
+// retainedPostgresBackups are the newest spec.backups.keep of CNPG's completed Backups. A dump
+// lives in the bucket whatever becomes of its Job, but a CNPG Backup owns its snapshots: one that
+// leaves the answer is deleted, and its snapshots with it. That is how the older ones go.
+func (b backupPlan) retainedPostgresBackups() []ObservedBackupJob {
+	var done []ObservedBackupJob
+	for _, j := range b.jobs {
+		if j.obj != nil && j.obj["kind"] == children.CNPGBackupKind && j.State == gate.JobSucceeded {
+			done = append(done, j)
+		}
+	}
+	slices.SortFunc(done, func(x, y ObservedBackupJob) int {
+		if c := timeOf(y.CompletedAt).Compare(timeOf(x.CompletedAt)); c != 0 {
+			return c
+		}
+		return strings.Compare(y.Name, x.Name)
+	})
+	return done[:min(len(done), b.keep)]
 }
 
 // backupRecords is status.backups after this sync: every observed backup Job's state over the
@@ -284,4 +367,11 @@ func markedRecord(observed metacontroller.Object) metacontroller.Object {
 	out := children.AsObserved(observed)
 	metacontroller.SetAnnotation(out, children.AnnotationMigrationRecord, "true")
 	return out
+}
+
+func timeOf(t *metav1.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Time
 }

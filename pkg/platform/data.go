@@ -18,6 +18,9 @@ const (
 	GroupNetworkPolicy = "NetworkPolicy.networking.k8s.io/v1"
 	// GroupPostgresCluster is declared only by the manifests/cnpg component (DeclaredGroups).
 	GroupPostgresCluster = "Cluster.postgresql.cnpg.io/v1"
+	// GroupPostgresBackup is CNPG's Backup, which the manifests/cnpg component declares too; the
+	// hook needs it only when it backs own Postgres up (--cnpg-snapshot-class).
+	GroupPostgresBackup = "Backup.postgresql.cnpg.io/v1"
 )
 
 // DataServices is what the hook knows of the data services it may run inside the cluster for an
@@ -41,11 +44,14 @@ type CNPG struct {
 	// RetainStorageClass is a StorageClass whose reclaimPolicy is Retain, for the volumes of the
 	// instances whose deletionPolicy is Retain. Empty: such an instance can't have an own Postgres.
 	RetainStorageClass string `json:"retainStorageClass,omitempty"`
+	// SnapshotClass is the VolumeSnapshotClass of the backups before migrations (CNPG's Backup,
+	// method volumeSnapshot). Empty: Summon takes no backup of an own Postgres.
+	SnapshotClass string `json:"snapshotClass,omitempty"`
 }
 
 // DeclaredGroups are every child group Summon owns, for a hook configured with data: those of
-// manifests/compositecontroller.yaml, and CNPG's Cluster when the manifests/cnpg component adds
-// it. A request without one of them can't show what runs, so the hook refuses to act on it. The
+// manifests/compositecontroller.yaml, and CNPG's Cluster (and its Backup, when the hook takes
+// backups with it) when the manifests/cnpg component adds them. A request without one of them can't show what runs, so the hook refuses to act on it. The
 // Cluster group is optional because Metacontroller stops a CompositeController, for every parent,
 // when it declares a child type the API server doesn't serve.
 func DeclaredGroups(data DataServices) []string {
@@ -55,6 +61,9 @@ func DeclaredGroups(data DataServices) []string {
 	}
 	if data.CNPG != nil {
 		groups = append(groups, GroupPostgresCluster)
+		if data.CNPG.SnapshotClass != "" {
+			groups = append(groups, GroupPostgresBackup)
+		}
 	}
 	return groups
 }
@@ -137,7 +146,7 @@ func planData(p children.Platform, par parent, req *metacontroller.SyncRequest, 
 		}
 		password := env.Credentials.Derive(uid, credentials.InClusterDatabasePassword)
 		plan.children = append(plan.children, children.PostgresOwnerSecret(p, password),
-			children.PostgresCluster(p, class), children.PostgresNetworkPolicy(p, cnpg.OperatorNamespace))
+			children.PostgresCluster(p, class, cnpg.SnapshotClass), children.PostgresNetworkPolicy(p, cnpg.OperatorNamespace))
 		plan.settings[SettingDatabaseURL] = children.PostgresURL(p, password)
 		if !postgresReady(cluster) {
 			plan.waiting = "the Postgres cluster " + p.Names.Of(children.Postgres)

@@ -67,7 +67,7 @@ func (d *desired) unknown(p children.Platform, seen observation) []childRef {
 	}
 	var out []childRef
 	for ref, obj := range seen.all {
-		if d.names[ref] || droppable[ref] || known[ref] || isMigrationJob(p, ref, obj) {
+		if d.names[ref] || droppable[ref] || known[ref] || isGateChild(p, ref, obj) {
 			continue
 		}
 		out = append(out, ref)
@@ -76,10 +76,21 @@ func (d *desired) unknown(p children.Platform, seen observation) []childRef {
 	return out
 }
 
-func isMigrationJob(p children.Platform, ref childRef, obj metacontroller.Object) bool {
+// isGateChild says whether an observed child is one the migration gate made and let go: a
+// migration or backup Job, or CNPG's Backup of an own Postgres beyond spec.backups.keep.
+func isGateChild(p children.Platform, ref childRef, obj metacontroller.Object) bool {
 	l := labelsOf(obj)
 	c := l[children.LabelComponent]
-	return ref.group == GroupJob && (c == string(children.Migrations) || c == string(children.Backup)) && l[children.LabelInstance] == p.Name
+	if l[children.LabelInstance] != p.Name {
+		return false
+	}
+	switch ref.group {
+	case GroupJob:
+		return c == string(children.Migrations) || c == string(children.Backup)
+	case GroupPostgresBackup:
+		return c == string(children.Backup)
+	}
+	return false
 }
 
 // knownNames are the children Summon builds for some spec: dropping one of them when the spec no

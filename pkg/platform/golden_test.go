@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -380,6 +381,9 @@ func goldenEnv(name string) Env {
 	if _, ok := backupGoldenCases[name]; ok {
 		env = backupEnv(goldenClock)
 	}
+	if _, ok := postgresBackupGoldenCases[name]; ok {
+		env.Data.CNPG = testCNPGSnapshots
+	}
 	return env
 }
 
@@ -401,8 +405,8 @@ func qaWithOwnData(name string) *v1beta1.SummonPlatform {
 }
 
 func TestGolden(t *testing.T) {
-	for name, build := range backupGoldenCases {
-		goldenCases[name] = build
+	for _, cases := range []map[string]func(*testing.T) *metacontroller.SyncRequest{backupGoldenCases, postgresBackupGoldenCases} {
+		maps.Copy(goldenCases, cases)
 	}
 	if *update {
 		for name, build := range goldenCases {
@@ -445,7 +449,8 @@ func TestGoldenCasesAreAllListed(t *testing.T) {
 	}
 	for _, e := range entries {
 		_, backup := backupGoldenCases[e.Name()]
-		if _, ok := goldenCases[e.Name()]; !ok && !backup {
+		_, postgresBackup := postgresBackupGoldenCases[e.Name()]
+		if _, ok := goldenCases[e.Name()]; !ok && !backup && !postgresBackup {
 			t.Errorf("testdata/sync/%s has no scenario in goldenCases", e.Name())
 		}
 	}

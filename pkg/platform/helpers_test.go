@@ -32,12 +32,20 @@ func testEnv(now time.Time) Env {
 // testCNPG is the CloudNativePG install of the tests that have one.
 var testCNPG = &CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained"}
 
+// testCNPGSnapshots is a CloudNativePG install whose hook backs own Postgres up with volume
+// snapshots (--cnpg-snapshot-class).
+var testCNPGSnapshots = &CNPG{OperatorNamespace: "cnpg-system", RetainStorageClass: "retained", SnapshotClass: "csi-snapshots"}
+
 // envFor is the test Env of a hook installed as the simulated cluster is: with CloudNativePG when
-// its CompositeController declares CNPG's Cluster.
+// its CompositeController declares CNPG's Cluster, and with its snapshot class when it declares
+// CNPG's Backup too.
 func envFor(c *sim.Cluster) Env {
 	env := testEnv(c.Clock)
 	if c.Declares(GroupPostgresCluster) {
 		env.Data.CNPG = testCNPG
+	}
+	if c.Declares(GroupPostgresBackup) {
+		env.Data.CNPG = testCNPGSnapshots
 	}
 	return env
 }

@@ -39,6 +39,10 @@ func RestoreJob(sp *v1beta1.SummonPlatform, rec v1beta1.BackupRecord, image, reg
 	if rec.Phase != v1beta1.BackupPhaseCompleted {
 		return nil, fmt.Errorf("backup %s is %s, not Completed: there is no dump to restore", rec.Name, rec.Phase)
 	}
+	if strings.HasPrefix(rec.Location, children.PostgresBackupLocation("")) {
+		return nil, fmt.Errorf("backup %s is CloudNativePG's volume snapshot of an own Postgres: it comes back as a new Cluster recovered from it, "+
+			"not through a restore Job (docs/backups.md, \"An own Postgres\")", rec.Name)
+	}
 	bucket, prefix, ok := splitS3(rec.Location)
 	if !ok {
 		return nil, fmt.Errorf("backup %s has no s3:// location (%q)", rec.Name, rec.Location)
