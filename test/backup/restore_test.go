@@ -293,8 +293,12 @@ func (w *world) dumps() []string {
 // v1 reads, after the backup Job dumped the database into the instance's bucket; summonctl
 // restore's Job brings the rows back, and v1 serves again through the gate (backup, migrations,
 // rollout).
-func TestRestoreBringsBackWhatAMigrationDestroyed(t *testing.T) {
-	w := newWorld(t)
+// v2DestroysAColumn runs the history both restore tests start from: v1 serves three rows, the
+// gate dumps the database before v2's migration, and v2's migration drops the column v1 reads.
+// It returns the rows v1 served.
+func (w *world) v2DestroysAColumn() []string {
+	t := w.t
+	t.Helper()
 	if err := w.sql(
 		"CREATE TABLE orders (id serial PRIMARY KEY, customer text NOT NULL, total integer NOT NULL)",
 		"INSERT INTO orders (customer, total) VALUES ('Ada', 12), ('Grace', 30), ('Edsger', 7)",
@@ -335,6 +339,12 @@ func TestRestoreBringsBackWhatAMigrationDestroyed(t *testing.T) {
 	}
 	w.c.CompleteJob(migrationJob)
 	w.sync()
+	return want
+}
+
+func TestRestoreBringsBackWhatAMigrationDestroyed(t *testing.T) {
+	w := newWorld(t)
+	want := w.v2DestroysAColumn()
 
 	// The way back, as summonctl restore does it: the restore Job of the recorded backup.
 	rec, err := platform.FindBackup(w.c.Parent.Status, v2)
@@ -348,7 +358,7 @@ func TestRestoreBringsBackWhatAMigrationDestroyed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = w.run(restore)
+	out, err := w.run(restore)
 	if err != nil {
 		t.Fatalf("the restore Job's script: %v\n%s", err, out)
 	}
@@ -377,7 +387,7 @@ func TestRestoreBringsBackWhatAMigrationDestroyed(t *testing.T) {
 	w.sync()
 	w.sync()
 	w.c.RollOut()
-	st = w.sync()
+	st := w.sync()
 	if st.Phase != v1beta1.PhaseReady || st.DeployedVersion != v1 {
 		t.Fatalf("after the restore and the way back: %s, deployed %q: %s", st.Phase, st.DeployedVersion, st.Message)
 	}

@@ -109,19 +109,7 @@ func (w *warningLog) take() []string {
 // path.
 func (k kube) kubeconfig(t *testing.T) string {
 	t.Helper()
-	user, err := k.env.AddUser(envtest.User{Name: "summon-integration", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatalf("adding an admin user: %v", err)
-	}
-	b, err := user.KubeConfig()
-	if err != nil {
-		t.Fatalf("writing the admin user's kubeconfig: %v", err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return controlplane.Kubeconfig(t, k.env, "summon-integration")
 }
 
 // kubectl runs the kubectl of KUBEBUILDER_ASSETS as an admin, with stdin as its input, and

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -121,4 +122,23 @@ func start(crds []string, egressConfig string) (*envtest.Environment, error) {
 		return nil, err
 	}
 	return env, nil
+}
+
+// Kubeconfig writes a kubeconfig of a new admin user of env (system:masters) into a temporary
+// directory of the test, for what takes a kubeconfig file: summonctl, kubectl.
+func Kubeconfig(t testing.TB, env *envtest.Environment, user string) string {
+	t.Helper()
+	u, err := env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatalf("adding an admin user: %v", err)
+	}
+	b, err := u.KubeConfig()
+	if err != nil {
+		t.Fatalf("writing the admin user's kubeconfig: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
