@@ -14,6 +14,7 @@ import (
 	"github.com/forklift-dev/summon/internal/testing/sim"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
+	"github.com/forklift-dev/summon/pkg/gate"
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
@@ -120,7 +121,12 @@ func newHistory(t *testing.T, id int) *history {
 	c := sim.NewCluster(p)
 	// The external Redis's Secret exists from the start, so that a switch to it can converge.
 	c.SetRelatedSecret(externalRedis().URLSecret.Name, map[string][]byte{"REDIS_URL": []byte("redis://:token@redis.example.internal:6379/0")})
-	if p.Spec.Database.InCluster != nil || rng.IntN(4) == 0 {
+	switch {
+	case p.Spec.Database.InCluster != nil && rng.IntN(2) == 0:
+		// A hook that snapshots own Postgres before each migration (CNPG's Backup).
+		withCNPGSnapshots(c)
+		c.Parent.Spec.Backups.BeforeMigration = []v1beta1.BackupPolicy{"", v1beta1.BackupRequired, v1beta1.BackupBestEffort}[rng.IntN(3)]
+	case p.Spec.Database.InCluster != nil || rng.IntN(4) == 0:
 		withCNPG(c)
 	}
 	return &history{t: t, id: id, rng: rng, c: c, migrated: map[string]bool{}, backups: backups}
@@ -137,7 +143,7 @@ func (h *history) step() {
 	}
 	c := h.c
 	var drop string
-	switch h.rng.IntN(22) {
+	switch h.rng.IntN(24) {
 	case 0, 1, 2:
 		h.log = append(h.log, "sync")
 	case 3:
@@ -228,6 +234,16 @@ func (h *history) step() {
 			}
 		})
 		h.log = append(h.log, fmt.Sprintf("spec.redis = %s", redisMode(c.Parent.Spec.Redis)))
+	case 22:
+		if b := h.pickPostgresBackup(); b != "" {
+			h.log = append(h.log, "CNPG completes Backup "+b)
+			c.CompletePostgresBackup(b)
+		}
+	case 23:
+		if b := h.pickPostgresBackup(); b != "" {
+			h.log = append(h.log, "CNPG fails Backup "+b)
+			c.FailPostgresBackup(b, "the snapshot failed")
+		}
 	case 21:
 		if c.Parent.Spec.Redis.InCluster() {
 			m := resource.MustParse([]string{"64Mi", "128Mi", "256Mi"}[h.rng.IntN(3)])
@@ -271,6 +287,25 @@ func (h *history) pickJob(finished bool) string {
 		return ""
 	}
 	return open[h.rng.IntN(len(open))]
+}
+
+// pickPostgresBackup picks an observed CNPG Backup that has not finished, or "".
+func (h *history) pickPostgresBackup() string {
+	var open []string
+	h.c.Each(GroupPostgresBackup, func(_ string, obj metacontroller.Object) {
+		if !postgresBackupDone(obj) {
+			open = append(open, nameOf(obj))
+		}
+	})
+	if len(open) == 0 {
+		return ""
+	}
+	return open[h.rng.IntN(len(open))]
+}
+
+func postgresBackupDone(obj metacontroller.Object) bool {
+	b, _ := PostgresBackupOf(labelsOf(obj)[children.LabelInstance], obj)
+	return b.State != gate.JobActive
 }
 
 func jobState(obj metacontroller.Object) string {
@@ -378,6 +413,11 @@ func (h *history) check(req *metacontroller.SyncRequest, resp *metacontroller.Sy
 			running = append(running, nameOf(obj))
 		}
 	}
+	for _, obj := range req.Children[GroupPostgresBackup] {
+		if !postgresBackupDone(obj) {
+			running = append(running, "CNPG Backup "+nameOf(obj))
+		}
+	}
 	// No migration before the instance's own Postgres is ready: its Job would fail on a
 	// database that doesn't answer.
 	ns := h.c.Parent.Namespace
@@ -469,6 +509,9 @@ func (h *history) converge() {
 	for round := range 12 {
 		if j := h.pickJob(false); j != "" {
 			h.succeeded(j)
+		}
+		if b := h.pickPostgresBackup(); b != "" {
+			c.CompletePostgresBackup(b)
 		}
 		c.PostgresReady()
 		c.RollOut()
