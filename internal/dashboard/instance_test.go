@@ -113,6 +113,9 @@ func TestTheInstancePageShowsTheBackupsAndHowToRestoreOne(t *testing.T) {
 	d.Platform.Status.Backups = []v1beta1.BackupRecord{
 		{Name: "car1-qa-backup-2", Version: "v3", FromVersion: v2, Phase: v1beta1.BackupPhaseFailed, Location: "s3://b/backups/v3/a0/"},
 		{Name: "car1-qa-backup-1", Version: v2, FromVersion: v1, Phase: v1beta1.BackupPhaseCompleted, Location: "s3://b/backups/" + v2 + "/a0/", CompletedAt: &at},
+		// CloudNativePG's snapshot of an own Postgres comes back as a new Cluster, not through
+		// summonctl restore: no command is offered for it.
+		{Name: "car1-qa-backup-0", Version: v1, FromVersion: "v0", Phase: v1beta1.BackupPhaseCompleted, Location: children.PostgresBackupLocation("car1-qa-backup-0"), CompletedAt: &at},
 	}
 	m := instancePage(d, now)
 	var got []string
@@ -122,6 +125,7 @@ func TestTheInstancePageShowsTheBackupsAndHowToRestoreOne(t *testing.T) {
 	want := []string{
 		`car1-qa-backup-2 ` + v2 + `→v3 Failed  ""`,
 		`car1-qa-backup-1 ` + v1 + `→` + v2 + ` Completed 30m "summonctl restore car1-qa -n summon-qa --backup car1-qa-backup-1 --yes"`,
+		`car1-qa-backup-0 v0→` + v1 + ` Completed 30m ""`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("backups (-want +got):\n%s", diff)
