@@ -16,7 +16,13 @@
 # Only stdout carries the env line; progress goes to stderr.
 #
 # Overridable environment:
-#   SUMMON_POSTGRES_PORT      TCP port on 127.0.0.1 (default 55432)
+#   SUMMON_POSTGRES_PORT      TCP port (default 55432)
+#   SUMMON_POSTGRES_HOST      the one address it listens on (default 127.0.0.1); the real node's
+#                             tests give it the node's address, inside the node's network namespace
+#   SUMMON_POSTGRES_CLIENTS   a CIDR whose clients may log in with a password besides loopback
+#                             (default none): the real node's pods
+#   SUMMON_POSTGRES_STATE     where its state lives (default <repo>/.cache/postgres), so that a
+#                             second server runs beside the first
 #   SUMMON_POSTGRES_USER / SUMMON_POSTGRES_PASSWORD superuser (default summon_admin / summon_test_password)
 #   SUMMON_POSTGRES_BINDIR    directory with initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)
 #   SUMMON_POSTGRES_OS_USER   OS user that runs the server (default postgres)
@@ -24,9 +30,10 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
-BASE="$REPO_ROOT/.cache/postgres"
+BASE="${SUMMON_POSTGRES_STATE:-$REPO_ROOT/.cache/postgres}"
 
-HOST=127.0.0.1
+HOST=${SUMMON_POSTGRES_HOST:-127.0.0.1}
+CLIENTS=${SUMMON_POSTGRES_CLIENTS:-}
 PORT=${SUMMON_POSTGRES_PORT:-55432}
 PG_USER=${SUMMON_POSTGRES_USER:-summon_admin}
 PG_PASS=${SUMMON_POSTGRES_PASSWORD:-summon_test_password}
@@ -181,7 +188,11 @@ start() {
 # TYPE  DATABASE  USER  ADDRESS        METHOD
 local   all       all                  trust
 host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   $HOST/32   scram-sha-256
 EOF
+	if [[ -n "$CLIENTS" ]]; then
+		printf 'host    all       all   %s   scram-sha-256\n' "$CLIENTS" >>"$dir/data/pg_hba.conf"
+	fi
 	cat >>"$dir/data/postgresql.conf" <<EOF
 
 # --- hack/postgres.sh: throwaway test server ---

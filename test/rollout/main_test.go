@@ -9,9 +9,7 @@ package rollout
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -26,7 +24,6 @@ import (
 	"github.com/forklift-dev/summon/internal/testing/standin"
 	"github.com/forklift-dev/summon/internal/testing/testcluster"
 	"github.com/forklift-dev/summon/internal/testing/testenv"
-	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
 const loopback = "127.0.0.1"
@@ -106,42 +103,7 @@ func startController(t *testing.T, c *testcluster.Cluster, hookURL string, strat
 // startControllerOf is startController for a CompositeController a test changed.
 func startControllerOf(t *testing.T, c *testcluster.Cluster, cc *unstructured.Unstructured, strategy standin.ApplyStrategy) {
 	t.Helper()
-	mctest.EnsureHookToken(t, clientsOf(c).kube)
-	logPath := filepath.Join(t.TempDir(), "controller.log")
-	if bin := os.Getenv("METACONTROLLER_BIN"); bin != "" {
-		t.Logf("controller: Metacontroller %s, apply strategy %s", bin, strategy)
-		var args []string
-		if strategy == standin.ServerSideApply {
-			args = append(args, "--apply-strategy=server-side-apply")
-		}
-		mctest.StartMetacontroller(t, clientsOf(c).dyn, bin, c.Kubeconfig(), cc, logPath, args...)
-		return
-	}
-	t.Logf("controller: the stand-in (internal/testing/standin), apply strategy %s", strategy)
-	f, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctrl, err := standin.New(standin.Options{
-		Config: c.Config(), CompositeController: cc, Strategy: strategy,
-		Log: slog.New(slog.NewJSONHandler(f, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ctrl.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("stand-in: %v", err)
-		}
-		f.Close()
-		if t.Failed() {
-			t.Logf("stand-in log (%s), last lines:\n%s", logPath, testfiles.Tail(logPath, 40))
-		}
-	})
+	mctest.StartController(t, c.Config(), c.Kubeconfig(), cc, strategy)
 }
 
 // clients are one test's views of the cluster.

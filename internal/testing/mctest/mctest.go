@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/forklift-dev/summon/internal/testing/crds"
+	"github.com/forklift-dev/summon/internal/testing/standin"
 	"github.com/forklift-dev/summon/internal/testing/testfiles"
 )
 
@@ -380,4 +382,47 @@ func FreePort(t testing.TB) string {
 	}
 	defer l.Close()
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// StartController runs Metacontroller's loop for the CompositeController cc until the test ends:
+// the stand-in in this process (internal/testing/standin), or the real Metacontroller when
+// METACONTROLLER_BIN is set. It makes sure the hook token Secret cc names exists.
+func StartController(t testing.TB, cfg *rest.Config, kubeconfig string, cc *unstructured.Unstructured, strategy standin.ApplyStrategy) {
+	t.Helper()
+	EnsureHookToken(t, kubernetes.NewForConfigOrDie(cfg))
+	logPath := filepath.Join(t.TempDir(), "controller.log")
+	if bin := os.Getenv(EnvMetacontroller); bin != "" {
+		t.Logf("controller: Metacontroller %s, apply strategy %s", bin, strategy)
+		var args []string
+		if strategy == standin.ServerSideApply {
+			args = append(args, "--apply-strategy=server-side-apply")
+		}
+		StartMetacontroller(t, dynamic.NewForConfigOrDie(cfg), bin, kubeconfig, cc, logPath, args...)
+		return
+	}
+	t.Logf("controller: the stand-in (internal/testing/standin), apply strategy %s", strategy)
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrl, err := standin.New(standin.Options{
+		Config: cfg, CompositeController: cc, Strategy: strategy,
+		Log: slog.New(slog.NewJSONHandler(f, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("stand-in: %v", err)
+		}
+		f.Close()
+		if t.Failed() {
+			t.Logf("stand-in log (%s), last lines:\n%s", logPath, testfiles.Tail(logPath, 40))
+		}
+	})
 }

@@ -18,6 +18,7 @@ type Prober struct {
 	url      string
 	interval time.Duration
 	client   *http.Client
+	opts     ProbeOptions
 
 	mu       sync.Mutex
 	requests int
@@ -29,12 +30,27 @@ type Prober struct {
 	done   chan struct{}
 }
 
+// ProbeOptions shape what a Prober sends and how it reads an answer.
+type ProbeOptions struct {
+	// Host is the Host header of each request (an app allows only its own hostnames); empty: the
+	// URL's.
+	Host string
+	// Answer reads the body of a 200 into what the Prober counts it as; an error counts the
+	// request as failed, the error being its kind. Nil: the body itself, trimmed.
+	Answer func(body []byte) (string, error)
+}
+
 // StartProber starts probing url, a request every interval (each with a 2 s timeout, and a new
 // connection each time, as kube-proxy balances connections, not requests).
 func StartProber(url string, interval time.Duration) *Prober {
+	return StartProberWith(url, interval, ProbeOptions{})
+}
+
+// StartProberWith is StartProber with options.
+func StartProberWith(url string, interval time.Duration, o ProbeOptions) *Prober {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Prober{
-		url: url, interval: interval,
+		url: url, interval: interval, opts: o,
 		client: &http.Client{
 			Timeout:   2 * time.Second,
 			Transport: &http.Transport{DisableKeepAlives: true},
@@ -77,6 +93,9 @@ func (p *Prober) once(ctx context.Context) (answer, failure string) {
 	if err != nil {
 		return "", err.Error()
 	}
+	if p.opts.Host != "" {
+		req.Host = p.opts.Host
+	}
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return "", classify(err)
@@ -88,6 +107,13 @@ func (p *Prober) once(ctx context.Context) (answer, failure string) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Sprintf("HTTP %d", resp.StatusCode)
+	}
+	if p.opts.Answer != nil {
+		a, err := p.opts.Answer(b)
+		if err != nil {
+			return "", err.Error()
+		}
+		return a, ""
 	}
 	return strings.TrimSpace(string(b)), ""
 }
