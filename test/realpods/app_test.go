@@ -4,33 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/forklift-dev/summon/internal/testing/mctest"
 	"github.com/forklift-dev/summon/internal/testing/realnode"
-	"github.com/forklift-dev/summon/internal/testing/standin"
 	"github.com/forklift-dev/summon/internal/testing/testenv"
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
 )
-
-var platforms = schema.GroupVersionResource{Group: v1beta1.Group, Version: v1beta1.Version, Resource: v1beta1.Resource}
 
 // appMigrations are the notes migrations each version's code needs applied (docs/example-app.md).
 var appMigrations = map[string][]string{
@@ -86,88 +77,11 @@ func checkProbe(body []byte) (string, error) {
 // migration Job succeeded.
 func TestTheExampleAppUpgradesWithoutAFailedRequest(t *testing.T) {
 	n := realnode.Get(t)
-	testenv.AppImages(t)
-	ctx := t.Context()
-	cs := kubernetes.NewForConfigOrDie(n.Config())
-	dyn := dynamic.NewForConfigOrDie(n.Config())
-
-	// The app's database, on a PostgreSQL that only the node's pods (and this test) reach.
-	admin := n.StartPostgres(t, "55433")
-	appURL := createAppDatabase(t, admin)
-
-	if err := mctest.InstallCRDs(ctx, n.Config(), false); err != nil {
-		t.Fatal(err)
-	}
-	hook := mctest.StartHook(t, nil)
-	mctest.StartController(t, n.Config(), n.Kubeconfig(), mctest.CompositeController(t, hook.URL()), standin.DynamicApply)
-
-	const ns, name, host = "shop", "shop", "shop.example.com"
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name + "-inputs", Namespace: ns,
-			Labels:      map[string]string{v1beta1.LabelInput: "true"},
-			Annotations: map[string]string{v1beta1.AnnotationInputFor: name}},
-		StringData: map[string]string{"DATABASE_URL": appURL},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	small := map[string]any{"requests": map[string]any{"cpu": "10m", "memory": "64Mi"}, "limits": map[string]any{"memory": "512Mi"}}
-	api := dyn.Resource(platforms).Namespace(ns)
-	if _, err := api.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": v1beta1.APIVersion, "kind": v1beta1.Kind,
-		"metadata": map[string]any{"name": name, "namespace": ns},
-		"spec": map[string]any{
-			"image": "localhost/summon-example", "version": "v1", "hostname": host,
-			"config":  map[string]any{"ALLOWED_HOSTS": host, "DEBUG": false},
-			"secrets": []any{name + "-inputs"},
-			// Web and static serve; the workers and Daphne need the Channels Redis, which this
-			// proof doesn't run.
-			"replicas": map[string]any{
-				"web": int64(2), "static": int64(1), "daphne": int64(0), "channelWorker": int64(0), "celeryd": int64(0), "celeryBeat": int64(0),
-			},
-			"resources":      map[string]any{"web": small, "static": small},
-			"gunicorn":       map[string]any{"workers": int64(2)},
-			"migrations":     map[string]any{"backoffLimit": int64(0)},
-			"deletionPolicy": "Delete",
-		},
-	}}, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("creating the SummonPlatform: %v", err)
-	}
-	status := func(ctx context.Context) (v1beta1.Status, error) {
-		p, err := api.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return v1beta1.Status{}, err
-		}
-		var st v1beta1.Status
-		raw, _, _ := unstructured.NestedMap(p.Object, "status")
-		b, _ := json.Marshal(raw)
-		return st, json.Unmarshal(b, &st)
-	}
-	waitPhase := func(what string, done func(v1beta1.Status) bool) v1beta1.Status {
-		t.Helper()
-		var last v1beta1.Status
-		testenv.Eventually(t, 10*time.Minute, 500*time.Millisecond, what, func(ctx context.Context) (bool, string) {
-			st, err := status(ctx)
-			if err != nil {
-				return false, err.Error()
-			}
-			last = st
-			return done(st), fmt.Sprintf("phase %s: %s", st.Phase, st.Message)
-		}, n.Err)
-		return last
-	}
-	readyOn := func(v string) func(v1beta1.Status) bool {
-		return func(st v1beta1.Status) bool { return st.Phase == v1beta1.PhaseReady && st.DeployedVersion == v }
-	}
-	setVersion := func(v string) {
-		t.Helper()
-		patch := fmt.Sprintf(`{"spec":{"version":%q}}`, v)
-		if _, err := api.Patch(ctx, name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Web and static serve; the workers and Daphne have their own proof
+	// (TestBeatAndTheWebsocketAcrossUpgrades).
+	app := deployApp(t, n, appOptions{postgresPort: "55433", replicas: map[string]int64{"web": 2, "static": 1}})
+	ctx, cs, ns, name, host := t.Context(), app.cs, app.ns, app.name, app.host
+	waitPhase, setVersion := app.waitPhase, app.setVersion
 
 	timeline := watchPods(t, cs, ns, name)
 	begin := time.Now()
@@ -326,30 +240,4 @@ func (tl *podTimeline) violations() []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// createAppDatabase makes the app's role and database on the server, and returns the app's URL.
-func createAppDatabase(t *testing.T, adminDSN string) string {
-	t.Helper()
-	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, adminDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, stmt := range []string{
-		"CREATE ROLE shop LOGIN PASSWORD 'shop-app-password'",
-		"CREATE DATABASE shop OWNER shop",
-	} {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			t.Fatalf("%s: %v", strings.Fields(stmt)[0]+" "+strings.Fields(stmt)[1], err)
-		}
-	}
-	u, err := url.Parse(adminDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.UserPassword("shop", "shop-app-password")
-	u.Path = "/shop"
-	return u.String()
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -18,6 +20,10 @@ type ImageFile struct {
 	Mode int64
 	Data []byte
 }
+
+// imagePath is the PATH of every image WriteImage writes: a pod's command that names no path
+// (redis-server) is looked up in it.
+const imagePath = "/usr/local/bin:/usr/bin:/bin"
 
 // WriteImage writes an OCI image archive of one uncompressed layer holding files, named ref (e.g.
 // "localhost/x:1"), whose processes run as user (a numeric uid, so that a pod's runAsNonRoot can
@@ -47,7 +53,7 @@ func WriteImage(out, ref, user string, entrypoint []string, files ...ImageFile) 
 	layerDigest, layerSize := put(layer.Bytes())
 	config, err := json.Marshal(map[string]any{
 		"architecture": "amd64", "os": "linux",
-		"config": map[string]any{"Entrypoint": entrypoint, "WorkingDir": "/", "User": user},
+		"config": map[string]any{"Entrypoint": entrypoint, "WorkingDir": "/", "User": user, "Env": []string{"PATH=" + imagePath}},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{"sha256:" + layerDigest}},
 	})
 	if err != nil {
@@ -104,4 +110,44 @@ func WriteImage(out, ref, user string, entrypoint []string, files ...ImageFile) 
 		return err
 	}
 	return f.Close()
+}
+
+// WriteHostBinaryImage writes an image (as WriteImage) of one of the host's dynamically linked
+// programs, at /usr/bin/<as>, with every shared library it loads (as ldd lists them, the dynamic
+// loader included) at their host paths: Debian's own build of a server, run in a pod, without
+// a registry or an image builder. as is the name the program is run by (Debian's redis-server is
+// a link to redis-check-rdb, which behaves by the name it is called).
+func WriteHostBinaryImage(out, ref, user, binary, as string) error {
+	real, err := filepath.EvalSymlinks(binary)
+	if err != nil {
+		return err
+	}
+	ldd, err := exec.Command("ldd", real).Output()
+	if err != nil {
+		return fmt.Errorf("ldd %s: %w", real, err)
+	}
+	data, err := os.ReadFile(real)
+	if err != nil {
+		return err
+	}
+	files := []ImageFile{{Path: "usr/bin/" + as, Mode: 0o755, Data: data}}
+	for _, line := range strings.Split(string(ldd), "\n") {
+		// "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
+		fields := strings.Fields(line)
+		var lib string
+		switch {
+		case len(fields) >= 3 && fields[1] == "=>":
+			lib = fields[2]
+		case len(fields) >= 1 && strings.HasPrefix(fields[0], "/"):
+			lib = fields[0]
+		default:
+			continue
+		}
+		b, err := os.ReadFile(lib)
+		if err != nil {
+			return err
+		}
+		files = append(files, ImageFile{Path: strings.TrimPrefix(lib, "/"), Mode: 0o755, Data: b})
+	}
+	return WriteImage(out, ref, user, nil, files...)
 }

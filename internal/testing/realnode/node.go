@@ -24,6 +24,7 @@ type Node struct {
 	// Cluster is the control plane (and the node's processes, which it stops with its own).
 	Cluster *testcluster.Cluster
 	dir     string
+	dns     *clusterDNS
 	// ReadyTime is how long the node took from nothing (the namespaces made) to Ready.
 	ReadyTime time.Duration
 }
@@ -60,6 +61,7 @@ func runInside(m *testing.M, o Options) int {
 	if code != 0 {
 		fmt.Fprintln(os.Stderr, n.Tails(30))
 	}
+	n.dns.close()
 	if err := n.Cluster.Stop(); err != nil {
 		logf("stopping the node: %v", err)
 		if code == 0 {
@@ -116,8 +118,8 @@ func start(dir string, o Options) (n *Node, err error) {
 		return n, err
 	}
 	for _, img := range append([]string{filepath.Join(dir, "pause.tar")}, o.Images...) {
-		if out, err := n.ctr("images", "import", img); err != nil {
-			return n, fmt.Errorf("importing %s: %w: %s", img, err, out)
+		if err := n.ImportImage(img); err != nil {
+			return n, err
 		}
 	}
 	if err := c.StartProcess("kube-proxy", filepath.Join(assets, "kube-proxy"), "--config="+files.kubeProxy, "--v=1"); err != nil {
@@ -155,9 +157,21 @@ func start(dir string, o Options) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
+	if n.dns, err = startClusterDNS(cs); err != nil {
+		return n, fmt.Errorf("starting the cluster DNS on %s: %w", NodeIP, err)
+	}
 	n.ReadyTime = time.Since(begin)
 	logf("node %s Ready after %s", NodeName, n.ReadyTime.Round(100*time.Millisecond))
 	return n, nil
+}
+
+// ImportImage imports an OCI image archive into the node's containerd, for pods that use it with
+// imagePullPolicy IfNotPresent or Never.
+func (n *Node) ImportImage(path string) error {
+	if out, err := n.ctr("images", "import", path); err != nil {
+		return fmt.Errorf("importing %s: %w: %s", path, err, out)
+	}
+	return nil
 }
 
 // TagImage gives an imported image another name, e.g. PauseImage as the versions of an app.
@@ -199,7 +213,7 @@ type configFiles struct{ containerd, kubelet, kubeProxy string }
 func writeConfigs(dir, kubeconfig string) (configFiles, error) {
 	r := strings.NewReplacer("${DIR}", dir, "${CNI_BIN}", cniDir(), "${KUBECONFIG}", kubeconfig,
 		"${POD_CIDR}", podCIDR, "${POD_GATEWAY}", podGateway, "${NODE}", NodeName,
-		"${CGROUP_ROOT}", cgroupRoot(dir), "${PAUSE}", PauseImage)
+		"${CGROUP_ROOT}", cgroupRoot(dir), "${PAUSE}", PauseImage, "${NODE_IP}", NodeIP)
 	files := map[string]string{
 		"containerd/config.toml":         containerdConfig,
 		"cni/net.d/10-realnode.conflist": cniConfig,
@@ -314,6 +328,8 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 clusterDomain: cluster.local
+# Every pod's nameserver: the node's cluster DNS (dns.go), on the node's address.
+clusterDNS: ["${NODE_IP}"]
 resolvConf: ${DIR}/conf/resolv.conf
 rotateCertificates: false
 serializeImagePulls: false

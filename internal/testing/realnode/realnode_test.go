@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -121,6 +122,21 @@ func TestPodsServeThroughTheirService(t *testing.T) {
 		answered[name] = true
 		return len(answered) == 2, fmt.Sprintf("answered by %v", answered)
 	}, n.Err)
+
+	// The node's cluster DNS, the pods' nameserver, names the Service by its ClusterIP, and no
+	// other name.
+	dns := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", net.JoinHostPort(realnode.NodeIP, "53"))
+	}}
+	addrs, err := dns.LookupHost(ctx, "hello."+ns+".svc.cluster.local")
+	if err != nil || len(addrs) != 1 || addrs[0] != svc.Spec.ClusterIP {
+		t.Errorf("the cluster DNS gives %v (%v) for the Service, want its ClusterIP %s", addrs, err, svc.Spec.ClusterIP)
+	}
+	for _, name := range []string{"nothing." + ns + ".svc.cluster.local", "hello.elsewhere.svc.cluster.local", "example.com"} {
+		if addrs, err := dns.LookupHost(ctx, name); err == nil {
+			t.Errorf("the cluster DNS gives %v for %s, which names no Service", addrs, name)
+		}
+	}
 
 	if os.Getenv("SUMMON_REALNODE_MEASURE") != "" {
 		u, err := n.Cluster.Measure(30 * time.Second)
