@@ -2,9 +2,9 @@
 // kube-proxy), what kwok's pods can't show: that a rollout of Summon's serving children (web,
 // Daphne, static, as pkg/children builds them) drops no request sent through their Services.
 // And the example app (examples/app) on real pods, installed and upgraded by Summon's real hook
-// under Metacontroller's loop, its migrations against a real PostgreSQL, with a client counting
-// every failed request. Beat and the websocket through Daphne need the instance's Redis on the
-// node, which no image here provides yet (issue 18).
+// under Metacontroller's loop, its migrations against a real PostgreSQL, with clients counting
+// every failed request; and with every component, its own Redis, beat counted once per slot in
+// the database and a websocket through Daphne.
 //
 // SUMMON_REALPODS_STRIP_PRESTOP=1 removes the preStop delay from every Deployment before it is
 // applied: run once that way, the proofs fail, which shows they can (docs/reliability.md has the
