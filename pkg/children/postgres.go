@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
@@ -52,31 +53,21 @@ func PostgresCluster(p Platform, storageClass, snapshotClass string) *unstructur
 	if storageClass != "" {
 		storage["storageClass"] = storageClass
 	}
-	meta := objectMeta(p, p.Names.Of(Postgres), Labels(p.Name, Postgres))
-	cluster := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": CNPGAPIVersion,
-		"kind":       CNPGClusterKind,
-		"metadata": map[string]any{
-			"name":      meta.Name,
-			"namespace": meta.Namespace,
-			"labels":    stringsToAny(meta.Labels),
+	cluster := cnpgObject(CNPGClusterKind, objectMeta(p, p.Names.Of(Postgres), Labels(p.Name, Postgres)), map[string]any{
+		"instances": int64(1),
+		"storage":   storage,
+		"bootstrap": map[string]any{"initdb": map[string]any{
+			"database": PostgresDatabase,
+			"owner":    PostgresOwner,
+			"secret":   map[string]any{"name": p.Names.PostgresOwner()},
+		}},
+		// Requests and a memory limit, as every app pod has: a QA database is small, and one
+		// without requests is the first pod a busy node evicts.
+		"resources": map[string]any{
+			"requests": map[string]any{"cpu": "100m", "memory": "256Mi"},
+			"limits":   map[string]any{"memory": "512Mi"},
 		},
-		"spec": map[string]any{
-			"instances": int64(1),
-			"storage":   storage,
-			"bootstrap": map[string]any{"initdb": map[string]any{
-				"database": PostgresDatabase,
-				"owner":    PostgresOwner,
-				"secret":   map[string]any{"name": p.Names.PostgresOwner()},
-			}},
-			// Requests and a memory limit, as every app pod has: a QA database is small, and one
-			// without requests is the first pod a busy node evicts.
-			"resources": map[string]any{
-				"requests": map[string]any{"cpu": "100m", "memory": "256Mi"},
-				"limits":   map[string]any{"memory": "512Mi"},
-			},
-		},
-	}}
+	})
 	if snapshotClass != "" {
 		cluster.Object["spec"].(map[string]any)["backup"] = map[string]any{"volumeSnapshot": map[string]any{
 			"className":              snapshotClass,
@@ -104,27 +95,27 @@ func snapshotOwner(p Platform) string {
 // the database.
 func PostgresBackup(p Platform, version, fromVersion string, attempt int32) *unstructured.Unstructured {
 	meta := objectMeta(p, p.Names.BackupJob(version, attempt), VersionedLabels(p.Name, Backup, version))
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": CNPGAPIVersion,
-		"kind":       CNPGBackupKind,
-		"metadata": map[string]any{
-			"name":      meta.Name,
-			"namespace": meta.Namespace,
-			"labels":    stringsToAny(meta.Labels),
-			"annotations": map[string]any{
-				AnnotationMigrationAttempt: itoa(attempt),
-				AnnotationBackupFrom:       fromVersion,
-				AnnotationBackupLocation:   PostgresBackupLocation(meta.Name),
-			},
-		},
-		"spec": map[string]any{
-			"cluster": map[string]any{"name": p.Names.Of(Postgres)},
-			"method":  "volumeSnapshot",
-			"online":  true,
-			// The backup gates a deploy: a checkpoint spread over minutes would hold it that long.
-			"onlineConfiguration": map[string]any{"immediateCheckpoint": true},
-		},
-	}}
+	meta.Annotations = map[string]string{
+		AnnotationMigrationAttempt: itoa(attempt),
+		AnnotationBackupFrom:       fromVersion,
+		AnnotationBackupLocation:   PostgresBackupLocation(meta.Name),
+	}
+	return cnpgObject(CNPGBackupKind, meta, map[string]any{
+		"cluster": map[string]any{"name": p.Names.Of(Postgres)},
+		"method":  "volumeSnapshot",
+		"online":  true,
+		// The backup gates a deploy: a checkpoint spread over minutes would hold it that long.
+		"onlineConfiguration": map[string]any{"immediateCheckpoint": true},
+	})
+}
+
+// cnpgObject is one of CNPG's objects, as unstructured JSON (see the top of this file).
+func cnpgObject(kind string, meta metav1.ObjectMeta, spec map[string]any) *unstructured.Unstructured {
+	m := map[string]any{"name": meta.Name, "namespace": meta.Namespace, "labels": stringsToAny(meta.Labels)}
+	if len(meta.Annotations) > 0 {
+		m["annotations"] = stringsToAny(meta.Annotations)
+	}
+	return &unstructured.Unstructured{Object: map[string]any{"apiVersion": CNPGAPIVersion, "kind": kind, "metadata": m, "spec": spec}}
 }
 
 // PostgresBackupLocation is where a CNPG backup is, as kubectl names it: its snapshots carry the
