@@ -130,8 +130,10 @@ func withComponent(j *batchv1.Job, c children.Component) *batchv1.Job {
 }
 
 // planBackup resolves the backup policy of one instance and reads its backup Jobs. Summon backs
-// up a shared database (spec.database.shared) with pg_dump into the instance's bucket; any other
-// database is the user's to back up (docs/backups.md).
+// up a shared database (spec.database.shared) with pg_dump into the instance's bucket, and an own
+// Postgres (spec.database.inCluster) with CloudNativePG's volume snapshot Backup; any other
+// database is the user's to back up (docs/backups.md). Completed CNPG Backups are read whatever
+// the hook's configuration now, so that none is dropped (with its snapshots) because a flag went.
 func planBackup(p children.Platform, par parent, seen observation, env Env) backupPlan {
 	plan := backupPlan{explicit: p.Spec.Backups.BeforeMigration, keep: int(*p.Spec.Backups.Keep), jobs: map[string]ObservedBackupJob{}}
 	for ref, obj := range seen.all {

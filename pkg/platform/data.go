@@ -51,9 +51,11 @@ type CNPG struct {
 
 // DeclaredGroups are every child group Summon owns, for a hook configured with data: those of
 // manifests/compositecontroller.yaml, and CNPG's Cluster (and its Backup, when the hook takes
-// backups with it) when the manifests/cnpg component adds them. A request without one of them can't show what runs, so the hook refuses to act on it. The
-// Cluster group is optional because Metacontroller stops a CompositeController, for every parent,
-// when it declares a child type the API server doesn't serve.
+// backups with it) when the manifests/cnpg component adds them. A request without one of them
+// can't show what runs, so the hook refuses to act on it. The Cluster group is optional because
+// Metacontroller stops a CompositeController, for every parent, when it declares a child type the
+// API server doesn't serve. Backup is asked for only with a snapshot class, so that a new hook
+// beside an older cnpg component (without Backup) still syncs every instance.
 func DeclaredGroups(data DataServices) []string {
 	groups := []string{
 		GroupDeployment, GroupStatefulSet, GroupService, GroupSecret,
