@@ -232,3 +232,24 @@ func TestRestoreRefusesASnapshotBackup(t *testing.T) {
 		t.Errorf("restoring a CNPG snapshot backup: %v, want a refusal that says how it comes back", err)
 	}
 }
+
+// TestSnapshotsStayWhenTheHookLosesItsSnapshotClass: a hook started again without
+// --cnpg-snapshot-class takes no new backup, but keeps answering with the completed Backups (and
+// so their snapshots); dropping them would delete every copy at once.
+func TestSnapshotsStayWhenTheHookLosesItsSnapshotClass(t *testing.T) {
+	c := ownPostgresTowardV2(t, nil)
+	name := onlyPostgresBackup(t, c)
+	c.CompletePostgresBackup(name)
+	c.Sync(hook(c))
+	withoutClass := func(req *metacontroller.SyncRequest) *metacontroller.SyncResponse {
+		env := envFor(c)
+		env.Data.CNPG = testCNPG
+		return Sync(req, env)
+	}
+	for range 3 {
+		c.Sync(withoutClass)
+	}
+	if c.Get(sim.PostgresBackup, name) == nil {
+		t.Errorf("the completed Backup %s left the answer once the hook lost its snapshot class", name)
+	}
+}
