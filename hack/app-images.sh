@@ -89,6 +89,16 @@ build_rootfs() {
 	find "$dir/usr/lib/python3" -name '*.po' -delete
 }
 
+# need_debootstrap installs Debian's debootstrap when this machine lacks it (a fresh one does), as
+# hack/node-packages.sh installs containerd: nothing installed by hand survives to a new machine.
+need_debootstrap() {
+	command -v debootstrap >/dev/null && return 0
+	log "installing debootstrap"
+	apt_retry apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive apt_retry apt-get install -y -qq --no-install-recommends debootstrap >&2
+	command -v debootstrap >/dev/null || { log "debootstrap is missing and apt-get could not install it"; exit 1; }
+}
+
 # apt_retry CMD...: the CI run on this machine may hold the dpkg/apt lock for a few minutes.
 apt_retry() {
 	local i
@@ -198,6 +208,7 @@ exec 8>"$rootfs_dir/.lock"
 flock 8
 if [[ ! -f "$rootfs_dir/done" ]]; then
 	[[ $EUID -eq 0 ]] || { log "building the rootfs needs root (debootstrap, chroot)"; exit 1; }
+	need_debootstrap
 	start=$SECONDS
 	build_rootfs "$rootfs_dir/rootfs"
 	log "rootfs built in $((SECONDS - start))s ($(du -sh "$rootfs_dir/rootfs" | cut -f1))"
