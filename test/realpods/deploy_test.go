@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,8 @@ func deployApp(t *testing.T, n *realnode.Node, o appOptions) *appInstance {
 	a.adminDSN = n.StartPostgres(t, o.postgresPort)
 	a.appDSN = createAppDatabase(t, a.adminDSN)
 
-	if err := mctest.InstallCRDs(ctx, n.Config(), false); err != nil {
+	// Metacontroller's own CRDs too when it is the real one that runs.
+	if err := mctest.InstallCRDs(ctx, n.Config(), os.Getenv(mctest.EnvMetacontroller) != ""); err != nil {
 		t.Fatal(err)
 	}
 	hook := mctest.StartHook(t, o.hookArgs)
