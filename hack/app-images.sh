@@ -19,9 +19,9 @@
 # The rootfs is the slow part (several minutes cold) and is cached on its own key, so a change
 # of the app rebuilds only the small app layers.
 #
-# Needs root (debootstrap, chroot, unshare), debootstrap, apt-get and dpkg, and Debian's package
-# mirror (SUMMON_DEBIAN_MIRROR overrides debootstrap's default). Logs go to stderr. Concurrent
-# runs wait for each other on a lock, as hack/kube-binaries.sh does.
+# Needs root (debootstrap, chroot, unshare), apt-get and dpkg (it installs debootstrap when
+# missing), and Debian's package mirror (SUMMON_DEBIAN_MIRROR overrides debootstrap's default).
+# Logs go to stderr. Concurrent runs wait for each other on a lock, as hack/kube-binaries.sh does.
 set -euo pipefail
 
 log() { printf 'app-images: %s\n' "$*" >&2; }
