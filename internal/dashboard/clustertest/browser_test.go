@@ -39,12 +39,20 @@ const actionTimeout = 30 * time.Second
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	path := testenv.Chromium(t)
+	// Chromium puts its singleton socket in a folder under TMPDIR and leaves it there: give it
+	// one of its own, removed after it stops. Not t.TempDir, whose path is too long for a socket.
+	tmp, err := os.MkdirTemp("", "summon-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(tmp) })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		// Chromium's sandbox refuses to run as root, which CI is.
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Env("TMPDIR="+tmp),
 		chromedp.WindowSize(1440, 760),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
