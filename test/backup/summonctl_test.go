@@ -66,9 +66,11 @@ func TestSummonctlRestoreOnARealAPIServer(t *testing.T) {
 	hook.writeStatus(ctx, created)
 
 	var out, errOut bytes.Buffer
+	// A discovery cache of the test's own: the default, ~/.kube/cache, would stay on the host.
+	cacheDir := t.TempDir()
 	done := make(chan int, 1)
 	go func() {
-		done <- cli.MainContext(ctx, []string{"summonctl", "--kubeconfig", controlplane.Kubeconfig(t, env, "summon-backup"),
+		done <- cli.MainContext(ctx, []string{"summonctl", "--kubeconfig", controlplane.Kubeconfig(t, env, "summon-backup"), "--cache-dir", cacheDir,
 			"restore", name, "-n", ns, "--backup", v2, "--yes", "--image", backupImage, "--region", region, "--timeout", "3m"},
 			genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut})
 	}()

@@ -45,7 +45,8 @@ const cliHookNamespace = "summon-cli-system"
 func summonctl(t *testing.T, kubeconfig string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	all := append([]string{"summonctl", "--kubeconfig", kubeconfig}, args...)
+	// A discovery cache of the test's own: the default, ~/.kube/cache, would stay on the host.
+	all := append([]string{"summonctl", "--kubeconfig", kubeconfig, "--cache-dir", t.TempDir()}, args...)
 	code = cli.Main(all, genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut})
 	t.Logf("summonctl %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return out.String(), errOut.String(), code

@@ -39,8 +39,9 @@ const actionTimeout = 30 * time.Second
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	path := testenv.Chromium(t)
-	// Chromium puts its singleton socket in a folder under TMPDIR and leaves it there: give it
-	// one of its own, removed after it stops. Not t.TempDir, whose path is too long for a socket.
+	// Chromium puts its singleton socket in a folder under TMPDIR, and its crash reports under
+	// XDG_CONFIG_HOME, and leaves both there: give it a folder of its own, removed after it
+	// stops. Not t.TempDir, whose path is too long for a socket.
 	tmp, err := os.MkdirTemp("", "summon-chromium-")
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Env("TMPDIR="+tmp),
+		chromedp.Env("TMPDIR="+tmp, "XDG_CONFIG_HOME="+tmp),
 		chromedp.WindowSize(1440, 760),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
