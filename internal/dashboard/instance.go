@@ -164,7 +164,7 @@ func instancePage(d instanceData, now time.Time) instanceModel {
 		if b.CompletedAt != nil {
 			r.Completed, r.CompletedAge = stamp(b.CompletedAt.Time), age(now, b.CompletedAt.Time)
 		}
-		if b.Phase == v1beta1.BackupPhaseCompleted && strings.HasPrefix(b.Location, "s3://") {
+		if platform.Restorable(b) == nil {
 			r.Restore = fmt.Sprintf("summonctl restore %s -n %s --backup %s --yes", p.Meta.Name, p.Meta.Namespace, b.Name)
 		}
 		m.Backups = append(m.Backups, r)

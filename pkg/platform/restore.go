@@ -36,22 +36,32 @@ func FindBackup(st v1beta1.Status, name string) (v1beta1.BackupRecord, error) {
 // own credentials (the Secrets the backup Job read). image is a backup image (the hook's
 // --backup-image); region is the bucket's.
 func RestoreJob(sp *v1beta1.SummonPlatform, rec v1beta1.BackupRecord, image, region string) (*batchv1.Job, error) {
-	if rec.Phase != v1beta1.BackupPhaseCompleted {
-		return nil, fmt.Errorf("backup %s is %s, not Completed: there is no dump to restore", rec.Name, rec.Phase)
+	if err := Restorable(rec); err != nil {
+		return nil, err
 	}
-	if strings.HasPrefix(rec.Location, children.PostgresBackupLocation("")) {
-		return nil, fmt.Errorf("backup %s is CloudNativePG's volume snapshot of an own Postgres: it comes back as a new Cluster recovered from it, "+
-			"not through a restore Job (docs/backups.md, \"An own Postgres\")", rec.Name)
-	}
-	bucket, prefix, ok := splitS3(rec.Location)
-	if !ok {
-		return nil, fmt.Errorf("backup %s has no s3:// location (%q)", rec.Name, rec.Location)
-	}
+	bucket, prefix, _ := splitS3(rec.Location)
 	if image == "" {
 		return nil, fmt.Errorf("no image to run pg_restore with: give the hook's --backup-image")
 	}
 	p := children.NewPlatform(sp.Name, sp.Namespace, sp.Spec.Defaulted(v1beta1.HookDefaults{}))
 	return children.RestoreJob(p, children.DumpTarget{Image: image, Bucket: bucket, Region: region}, prefix), nil
+}
+
+// Restorable says whether a restore Job can bring the backup back: a completed dump with an
+// s3:// location. nil if it can; otherwise why not, in words for the user. summonctl restore and
+// the dashboard's restore command both go by it.
+func Restorable(rec v1beta1.BackupRecord) error {
+	if rec.Phase != v1beta1.BackupPhaseCompleted {
+		return fmt.Errorf("backup %s is %s, not Completed: there is no dump to restore", rec.Name, rec.Phase)
+	}
+	if strings.HasPrefix(rec.Location, children.PostgresBackupLocation("")) {
+		return fmt.Errorf("backup %s is CloudNativePG's volume snapshot of an own Postgres: it comes back as a new Cluster recovered from it, "+
+			"not through a restore Job (docs/backups.md, \"An own Postgres\")", rec.Name)
+	}
+	if _, _, ok := splitS3(rec.Location); !ok {
+		return fmt.Errorf("backup %s has no s3:// location (%q)", rec.Name, rec.Location)
+	}
+	return nil
 }
 
 func splitS3(location string) (bucket, key string, ok bool) {
