@@ -17,7 +17,7 @@
 #   app/<v>/                 the second layer of each image, unpacked (src/, var/www/static/)
 #   rootfs                   a link to the first layer, unpacked (shared by every version)
 # The rootfs is the slow part (several minutes cold) and is cached on its own key, so a change
-# of the app rebuilds only the small app layers.
+# of the app rebuilds only the small app layers. A key unused for a week is removed.
 #
 # Needs root (debootstrap, chroot, unshare), apt-get and dpkg (it installs debootstrap when
 # missing), and Debian's package mirror (SUMMON_DEBIAN_MIRROR overrides debootstrap's default).
@@ -259,5 +259,17 @@ else
 	log "images already in $images"
 fi
 flock -u 9
+
+# ---- keys no run has used for a week ----
+# Each change of the app makes a new key of a few hundred MB, each change of the packages a new
+# rootfs: a key goes once neither it nor its stamp has changed for 7 days, and only when its lock
+# is free (no run is building it).
+touch "$images/.used" "$rootfs_dir/.used"
+for old in "$cache"/*/; do
+	old=${old%/}
+	[[ "$old" == "$images" || "$old" == "$rootfs_dir" ]] && continue
+	[[ -n "$(find "$old" -maxdepth 1 \( -path "$old" -o -name .used \) -mtime -7)" ]] && continue
+	( exec 7>>"$old/.lock" && flock -n 7 && rm -rf "$old" && log "removed $(basename "$old"), unused for a week" ) || true
+done
 
 printf '%s\n' "$images"

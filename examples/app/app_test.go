@@ -466,3 +466,74 @@ func TestTheStaticComponentServesTheVersionsFiles(t *testing.T) {
 		s.stop(t)
 	}
 }
+
+// TestTheProbeSeesAColumnAddedWhileItWaits holds a migration's ALTER TABLE open, as v2's
+// migration does while v1 serves, and reads the notes table's columns the way /probe/ does,
+// from v1's image. The read must wait for the migration and then see the new column: Django's
+// own introspection reads the catalog before the table, saw one without the other, and failed
+// one /probe/ request of a real-pod rollout with a KeyError (HTTP 500).
+func TestTheProbeSeesAColumnAddedWhileItWaits(t *testing.T) {
+	a := newApp(t, nil)
+	if out, err := a.migrate("v1"); err != nil {
+		t.Fatalf("migrating a fresh database to v1: %v\n%s", err, out)
+	}
+	ctx := t.Context()
+	tx, err := a.db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "ALTER TABLE notes_note ADD COLUMN added_meanwhile integer"); err != nil {
+		t.Fatal(err)
+	}
+
+	read := a.cmd("v1", "python", "manage.py", "shell", "-c",
+		"import json; from summon_platform.views import table_columns; print(json.dumps(sorted(table_columns())))")
+	out := &lockedBuffer{}
+	read.Stdout, read.Stderr = out, out
+	if err := read.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- read.Wait() }()
+	t.Cleanup(func() {
+		if read.ProcessState == nil {
+			read.Process.Kill()
+			<-done
+		}
+	})
+
+	// The read waits on the table's lock: the migration commits only then.
+	testenv.Eventually(t, 2*time.Minute, 100*time.Millisecond, "the column read to wait on the migration's lock", func(ctx context.Context) (bool, string) {
+		// pg_locks, not pg_stat_activity: a transaction sees the latter as it was at its first
+		// read.
+		var waiting int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'notes_note'::regclass`).Scan(&waiting); err != nil {
+			return false, err.Error()
+		}
+		return waiting > 0, fmt.Sprintf("%d sessions wait on a lock; the read's output so far: %q", waiting, out.String())
+	}, func() error {
+		select {
+		case err := <-done:
+			done <- err
+			return fmt.Errorf("the column read ended before the migration committed: %v\n%s", err, out.String())
+		default:
+			return nil
+		}
+	})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("reading the columns while a migration added one: %v\n%s", err, out.String())
+	}
+	var got []string
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("the column read's output: %v\n%s", err, out.String())
+	}
+	want := append([]string{"added_meanwhile"}, v1Columns...)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the columns read while a migration added one (-want +got):\n%s", diff)
+	}
+}

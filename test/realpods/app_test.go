@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -180,6 +181,9 @@ type podTimeline struct {
 	mu       sync.Mutex
 	pods     map[string]podSeen
 	migrated map[string]time.Time
+	// logs is what each app pod's container wrote, followed from its start: a pod that failed a
+	// request is often gone (rolled out) by the time the test reports it.
+	logs map[string]*strings.Builder
 }
 
 type podSeen struct {
@@ -190,7 +194,9 @@ type podSeen struct {
 // watchPods records every app pod and migration Job of the instance from the watch events of
 // its namespace, until the test ends.
 func watchPods(t *testing.T, cs kubernetes.Interface, ns, instance string) *podTimeline {
-	tl := &podTimeline{pods: map[string]podSeen{}, migrated: map[string]time.Time{}}
+	tl := &podTimeline{pods: map[string]podSeen{}, migrated: map[string]time.Time{}, logs: map[string]*strings.Builder{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var following sync.WaitGroup
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = children.LabelInstance + "=" + instance }))
 	record := func(obj any) {
@@ -201,6 +207,12 @@ func watchPods(t *testing.T, cs kubernetes.Interface, ns, instance string) *podT
 			c := o.Labels[children.LabelComponent]
 			if c != string(children.Migrations) {
 				tl.pods[o.Name] = podSeen{version: o.Labels[children.LabelVersion], component: c, created: o.CreationTimestamp.Time}
+				if _, ok := tl.logs[o.Name]; !ok && started(o) {
+					log := &strings.Builder{}
+					tl.logs[o.Name] = log
+					following.Add(1)
+					go func() { defer following.Done(); tl.follow(ctx, cs, o, log) }()
+				}
 			}
 		case *batchv1.Job:
 			if o.Labels[children.LabelComponent] == string(children.Migrations) && o.Status.CompletionTime != nil && o.Status.Succeeded > 0 {
@@ -217,9 +229,68 @@ func watchPods(t *testing.T, cs kubernetes.Interface, ns, instance string) *podT
 	}
 	stop := make(chan struct{})
 	f.Start(stop)
-	t.Cleanup(func() { close(stop); f.Shutdown() })
+	t.Cleanup(func() {
+		close(stop)
+		f.Shutdown()
+		cancel()
+		following.Wait()
+		if t.Failed() {
+			t.Logf("what the app pods wrote (errors and what follows them):\n%s", tl.errorLines())
+		}
+	})
 	f.WaitForCacheSync(stop)
 	return tl
+}
+
+// started reports whether a pod's first container has started, so that it has logs to follow.
+func started(p *corev1.Pod) bool {
+	cs := p.Status.ContainerStatuses
+	return len(cs) > 0 && (cs[0].State.Running != nil || cs[0].State.Terminated != nil)
+}
+
+// follow copies a pod's log into log until the container stops or ctx ends.
+func (tl *podTimeline) follow(ctx context.Context, cs kubernetes.Interface, p *corev1.Pod, log *strings.Builder) {
+	stream, err := cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Follow: true}).Stream(ctx)
+	if err != nil {
+		tl.mu.Lock()
+		fmt.Fprintf(log, "(following the log: %v)\n", err)
+		tl.mu.Unlock()
+		return
+	}
+	defer stream.Close()
+	buf := make([]byte, 4096)
+	for {
+		n, err := stream.Read(buf)
+		tl.mu.Lock()
+		log.Write(buf[:n])
+		tl.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// errorLines are, pod by pod, the log lines from each error on (a traceback follows its first
+// line), at most 40 a pod.
+func (tl *podTimeline) errorLines() string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var out strings.Builder
+	for _, name := range slices.Sorted(maps.Keys(tl.logs)) {
+		lines := strings.Split(tl.logs[name].String(), "\n")
+		from := slices.IndexFunc(lines, func(l string) bool {
+			return strings.Contains(l, "Error") || strings.Contains(l, "Traceback") || strings.Contains(l, "following the log")
+		})
+		if from < 0 {
+			continue
+		}
+		lines = lines[from:min(len(lines), from+40)]
+		fmt.Fprintf(&out, "%s:\n  %s\n", name, strings.Join(lines, "\n  "))
+	}
+	if out.Len() == 0 {
+		return "(no error in any app pod's log)"
+	}
+	return out.String()
 }
 
 // violations are the app pods created before their version's migration Job succeeded (the API
