@@ -18,6 +18,7 @@ targets=(
   "./pkg/platform FuzzCustomize"
   "./internal/server FuzzHooks"
   "./pkg/apis/summon/v1beta1 FuzzConfigValue"
+  "./pkg/children FuzzTemplateAnnotationsAreAsObserveds"
 )
 for t in "${targets[@]}"; do
   read -r pkg fuzzer <<<"$t"

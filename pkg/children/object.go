@@ -5,6 +5,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -108,6 +109,62 @@ func AsObserved(observed metacontroller.Object) metacontroller.Object {
 			if len(ann) == 0 {
 				delete(meta, "annotations")
 			}
+		}
+	}
+	return out
+}
+
+// TemplateAnnotationsAsObserved reads the pod template annotations AsObserved(observed) would
+// have, without building that object: a Ready instance's every sync asks which builder revision
+// each workload runs, and decoding each last-applied annotation whole for it was a third of the
+// core's allocations. From the last-applied annotation it decodes only kind, apiVersion and the
+// template's annotations. ok is false when that narrower read can't tell (a last-applied object
+// of another shape: then AsObserved's answer is the one to take); hasTemplate is false when the
+// object has no pod template.
+func TemplateAnnotationsAsObserved(observed metacontroller.Object) (ann map[string]string, hasTemplate, ok bool) {
+	meta, _ := observed["metadata"].(map[string]any)
+	annotations, _ := meta["annotations"].(map[string]any)
+	s, _ := annotations[LastAppliedAnnotation].(string)
+	if s == "" {
+		// AsObserved keeps the observed template as it is.
+		spec, _ := observed["spec"].(map[string]any)
+		tpl, isMap := spec["template"].(map[string]any)
+		tplMeta, _ := tpl["metadata"].(map[string]any)
+		return stringMapOf(tplMeta["annotations"]), isMap, true
+	}
+	var last struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+		Spec       *struct {
+			Template *struct {
+				Metadata *struct {
+					Annotations map[string]any `json:"annotations"`
+				} `json:"metadata"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	// A field given twice is refused: a map keeps the last one, these structs would merge both.
+	strict, err := sigsjson.UnmarshalStrict([]byte(s), &last, sigsjson.DisallowDuplicateFields)
+	if err != nil || len(strict) > 0 || observed["kind"] != last.Kind || observed["apiVersion"] != last.APIVersion {
+		// Unreadable, of another kind, or with a field of a shape this read can't hold.
+		return nil, false, false
+	}
+	if last.Spec == nil || last.Spec.Template == nil {
+		return nil, false, true
+	}
+	if last.Spec.Template.Metadata == nil {
+		return map[string]string{}, true, true
+	}
+	return stringMapOf(last.Spec.Template.Metadata.Annotations), true, true
+}
+
+// stringMapOf keeps the string values of a JSON object (none when v is not one).
+func stringMapOf(v any) map[string]string {
+	m, _ := v.(map[string]any)
+	out := make(map[string]string, len(m))
+	for k, x := range m {
+		if s, ok := x.(string); ok {
+			out[k] = s
 		}
 	}
 	return out

@@ -165,6 +165,9 @@ func settleBuilds(d *desired, p children.Platform, par parent, rawParent []byte,
 		if w == nil || open {
 			continue
 		}
+		if ann, hasTemplate, ok := children.TemplateAnnotationsAsObserved(w.obj); ok && (!hasTemplate || ann[AnnotationBuilderRevision] == BuilderRevision) {
+			continue // built by today's builders, or nothing to hold: as below, without building the observed object
+		}
 		observedTpl := templateOf(children.AsObserved(w.obj))
 		if observedTpl == nil {
 			continue

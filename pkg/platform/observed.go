@@ -72,34 +72,39 @@ func stringMap(v any) map[string]string {
 // Metacontroller's last-applied annotation, which nothing here reads and which are most of an
 // observed object's bytes.
 func decodeTyped(obj metacontroller.Object, into any) error {
-	return decodeTrimmed(obj, nil, into)
+	return decodeTrimmed(obj, nil, nil, into)
 }
 
 // decodeWorkload reads an observed Deployment or StatefulSet for observe, which reads of its spec
-// only the replica count and the pod template's labels, annotations and images: the rest of the
-// template (environment, probes, volumes, resources) is most of a workload's spec, and converting
-// it into typed objects that nothing reads was a third of the core's allocations.
+// only the replica count and the pod template's labels, annotations and images, and of its
+// status the replica counts and the observed generation: the rest of the template (environment,
+// probes, volumes, resources) is most of a workload's spec, and its status conditions hold times
+// the converter reads through JSON. Converting them into typed objects that nothing reads was a
+// third of the core's allocations.
 func decodeWorkload(obj metacontroller.Object, into any) error {
-	return decodeTrimmed(obj, workloadSpec, into)
+	return decodeTrimmed(obj, workloadSpec, workloadStatus, into)
 }
 
-// decodeJob reads an observed Job for observe, which reads its metadata and status only.
+// decodeJob reads an observed Job for observe, which reads its metadata and of its status the
+// conditions' type, status, reason and message, and the completion time.
 func decodeJob(obj metacontroller.Object, into any) error {
-	return decodeTrimmed(obj, func(any) any { return nil }, into)
+	return decodeTrimmed(obj, func(any) any { return nil }, jobStatus, into)
 }
 
-// decodeTrimmed is decodeTyped with spec replaced by trimSpec(spec) when trimSpec is set (nil
-// leaves spec out).
-func decodeTrimmed(obj metacontroller.Object, trimSpec func(any) any, into any) error {
+// decodeTrimmed is decodeTyped with spec replaced by trimSpec(spec) and status by
+// trimStatus(status) when they are set (a nil result leaves the field out).
+func decodeTrimmed(obj metacontroller.Object, trimSpec, trimStatus func(any) any, into any) error {
 	trimmed := make(map[string]any, len(obj))
 	for k, v := range obj {
 		trimmed[k] = v
 	}
-	if spec, ok := obj["spec"]; ok && trimSpec != nil {
-		if t := trimSpec(spec); t != nil {
-			trimmed["spec"] = t
-		} else {
-			delete(trimmed, "spec")
+	for key, trim := range map[string]func(any) any{"spec": trimSpec, "status": trimStatus} {
+		if v, ok := obj[key]; ok && trim != nil {
+			if t := trim(v); t != nil {
+				trimmed[key] = t
+			} else {
+				delete(trimmed, key)
+			}
 		}
 	}
 	if meta, ok := obj["metadata"].(map[string]any); ok {
@@ -115,6 +120,45 @@ func decodeTrimmed(obj metacontroller.Object, trimSpec func(any) any, into any) 
 		trimmed["metadata"] = m
 	}
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(trimmed, into)
+}
+
+// keepKeys keeps of a JSON object the keys given. Anything of another shape than an object is
+// kept as it is, for the converter to refuse as before.
+func keepKeys(v any, keys ...string) any {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return v
+	}
+	out := make(map[string]any, len(keys))
+	for _, k := range keys {
+		if x, ok := m[k]; ok {
+			out[k] = x
+		}
+	}
+	return out
+}
+
+// workloadStatus keeps of a Deployment's or StatefulSet's status what observe reads.
+func workloadStatus(status any) any {
+	return keepKeys(status, "observedGeneration", "replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
+}
+
+// jobStatus keeps of a Job's status what MigrationJobOf and BackupJobOf read: each condition's
+// type, status, reason and message, and the completion time.
+func jobStatus(status any) any {
+	kept := keepKeys(status, "conditions", "completionTime")
+	m, ok := kept.(map[string]any)
+	if !ok {
+		return kept
+	}
+	if conds, ok := m["conditions"].([]any); ok {
+		out := make([]any, len(conds))
+		for i, c := range conds {
+			out[i] = keepKeys(c, "type", "status", "reason", "message")
+		}
+		m["conditions"] = out
+	}
+	return m
 }
 
 // workloadSpec keeps of a workload's spec what observe reads. Anything of another shape than an
