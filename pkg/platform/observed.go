@@ -75,22 +75,6 @@ func decodeTyped(obj metacontroller.Object, into any) error {
 	return decodeTrimmed(obj, nil, nil, into)
 }
 
-// decodeWorkload reads an observed Deployment or StatefulSet for observe, which reads of its spec
-// only the replica count and the pod template's labels, annotations and images, and of its
-// status the replica counts and the observed generation: the rest of the template (environment,
-// probes, volumes, resources) is most of a workload's spec, and its status conditions hold times
-// the converter reads through JSON. Converting them into typed objects that nothing reads was a
-// third of the core's allocations.
-func decodeWorkload(obj metacontroller.Object, into any) error {
-	return decodeTrimmed(obj, workloadSpec, workloadStatus, into)
-}
-
-// decodeJob reads an observed Job for observe, which reads its metadata and of its status the
-// conditions' type, status, reason and message, and the completion time.
-func decodeJob(obj metacontroller.Object, into any) error {
-	return decodeTrimmed(obj, func(any) any { return nil }, jobStatus, into)
-}
-
 // decodeTrimmed is decodeTyped with spec replaced by trimSpec(spec) and status by
 // trimStatus(status) when they are set (a nil result leaves the field out).
 func decodeTrimmed(obj metacontroller.Object, trimSpec, trimStatus func(any) any, into any) error {
@@ -120,105 +104,6 @@ func decodeTrimmed(obj metacontroller.Object, trimSpec, trimStatus func(any) any
 		trimmed["metadata"] = m
 	}
 	return runtime.DefaultUnstructuredConverter.FromUnstructured(trimmed, into)
-}
-
-// keepKeys keeps of a JSON object the keys given. Anything of another shape than an object is
-// kept as it is, for the converter to refuse as before.
-func keepKeys(v any, keys ...string) any {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return v
-	}
-	out := make(map[string]any, len(keys))
-	for _, k := range keys {
-		if x, ok := m[k]; ok {
-			out[k] = x
-		}
-	}
-	return out
-}
-
-// workloadStatus keeps of a Deployment's or StatefulSet's status what observe reads.
-func workloadStatus(status any) any {
-	return keepKeys(status, "observedGeneration", "replicas", "readyReplicas", "updatedReplicas", "availableReplicas")
-}
-
-// jobStatus keeps of a Job's status what MigrationJobOf and BackupJobOf read: each condition's
-// type, status, reason and message, and the completion time.
-func jobStatus(status any) any {
-	kept := keepKeys(status, "conditions", "completionTime")
-	m, ok := kept.(map[string]any)
-	if !ok {
-		return kept
-	}
-	if conds, ok := m["conditions"].([]any); ok {
-		out := make([]any, len(conds))
-		for i, c := range conds {
-			out[i] = keepKeys(c, "type", "status", "reason", "message")
-		}
-		m["conditions"] = out
-	}
-	return m
-}
-
-// workloadSpec keeps of a workload's spec what observe reads. Anything of another shape than an
-// object is kept as it is, for the converter to refuse as before.
-func workloadSpec(spec any) any {
-	s, ok := spec.(map[string]any)
-	if !ok {
-		return spec
-	}
-	out := map[string]any{}
-	if v, ok := s["replicas"]; ok {
-		out["replicas"] = v
-	}
-	tpl, ok := s["template"].(map[string]any)
-	if !ok {
-		if v, ok := s["template"]; ok {
-			out["template"] = v
-		}
-		return out
-	}
-	t := map[string]any{}
-	if v, ok := tpl["metadata"]; ok {
-		t["metadata"] = v
-	}
-	if v, ok := tpl["spec"]; ok {
-		t["spec"] = podSpecImages(v)
-	}
-	out["template"] = t
-	return out
-}
-
-// podSpecImages keeps of a pod spec its containers' names and images.
-func podSpecImages(spec any) any {
-	s, ok := spec.(map[string]any)
-	if !ok {
-		return spec
-	}
-	cs, ok := s["containers"].([]any)
-	if !ok {
-		if v, ok := s["containers"]; ok {
-			return map[string]any{"containers": v}
-		}
-		return map[string]any{}
-	}
-	out := make([]any, len(cs))
-	for i, c := range cs {
-		m, ok := c.(map[string]any)
-		if !ok {
-			out[i] = c
-			continue
-		}
-		kept := map[string]any{}
-		for _, k := range []string{"name", "image"} {
-			if v, ok := m[k]; ok {
-				kept[k] = v
-			}
-		}
-		out[i] = kept
-	}
-	return map[string]any{"containers": out}
 }
 
 // observedWorkload is one of Summon's app workloads as observed.
