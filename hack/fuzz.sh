@@ -19,6 +19,7 @@ targets=(
   "./internal/server FuzzHooks"
   "./pkg/apis/summon/v1beta1 FuzzConfigValue"
   "./pkg/children FuzzTemplateAnnotationsAreAsObserveds"
+  "./pkg/platform FuzzObservedReadersAreTheConverters"
 )
 for t in "${targets[@]}"; do
   read -r pkg fuzzer <<<"$t"
