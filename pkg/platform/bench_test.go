@@ -252,3 +252,35 @@ func TestBenchmarkSizesAreWhatTheyClaim(t *testing.T) {
 		}
 	}
 }
+
+// TestTheCoreAllocatesWellUnderItsLimit holds the core's allocations per sync under a share of
+// what its limit allocates for the same request (decoding it and encoding the answer): 0.36 at
+// the realistic and large sizes on 2026-12-05, 0.60 and 0.43 before that day's changes, when every
+// sync decoded each workload's last-applied object whole (docs/performance.md). Allocation counts
+// don't vary from run to run; the bound is a ratio with room, so that a new Go or k8s.io moves
+// both sides and no benchmark time is asserted.
+func TestTheCoreAllocatesWellUnderItsLimit(t *testing.T) {
+	const share = 0.42
+	env := testEnv(goldenClock)
+	for _, size := range benchSizes {
+		if size.name == "small" {
+			continue // a fresh install decodes next to nothing: its limit is no yardstick
+		}
+		body := size.body(t)
+		var req metacontroller.SyncRequest
+		if err := metacontroller.Decode(body, &req); err != nil {
+			t.Fatal(err)
+		}
+		answer := Sync(&req, env)
+		core := testing.AllocsPerRun(10, func() { Sync(&req, env) })
+		limit := testing.AllocsPerRun(10, func() {
+			if _, err := limitJSON(body, answer); err != nil {
+				t.Fatal(err)
+			}
+		})
+		t.Logf("%s: the core allocates %.0f times per sync, its limit %.0f (%.2f)", size.name, core, limit, core/limit)
+		if core > share*limit {
+			t.Errorf("%s: the core allocates %.0f times per sync, more than %.2f of its limit's %.0f: profile it (go test ./pkg/platform -run '^$' -bench BenchmarkCore -memprofile)", size.name, core, share, limit)
+		}
+	}
+}
