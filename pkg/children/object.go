@@ -130,7 +130,7 @@ func TemplateAnnotationsAsObserved(observed metacontroller.Object) (ann map[stri
 		spec, _ := observed["spec"].(map[string]any)
 		tpl, isMap := spec["template"].(map[string]any)
 		tplMeta, _ := tpl["metadata"].(map[string]any)
-		return stringMapOf(tplMeta["annotations"]), isMap, true
+		return StringValues(tplMeta["annotations"]), isMap, true
 	}
 	var last struct {
 		Kind       string `json:"kind"`
@@ -155,11 +155,12 @@ func TemplateAnnotationsAsObserved(observed metacontroller.Object) (ann map[stri
 	if last.Spec.Template.Metadata == nil {
 		return map[string]string{}, true, true
 	}
-	return stringMapOf(last.Spec.Template.Metadata.Annotations), true, true
+	return StringValues(last.Spec.Template.Metadata.Annotations), true, true
 }
 
-// stringMapOf keeps the string values of a JSON object (none when v is not one).
-func stringMapOf(v any) map[string]string {
+// StringValues keeps the string values of a JSON object (none when v is not one): labels and
+// annotations as the core reads them from an object held as a map.
+func StringValues(v any) map[string]string {
 	m, _ := v.(map[string]any)
 	out := make(map[string]string, len(m))
 	for k, x := range m {

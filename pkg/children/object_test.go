@@ -20,7 +20,7 @@ func templateAnnotationsByAsObserved(observed metacontroller.Object) (map[string
 		return nil, false
 	}
 	meta, _ := tpl["metadata"].(map[string]any)
-	return stringMapOf(meta["annotations"]), true
+	return StringValues(meta["annotations"]), true
 }
 
 // observedWeb is a web Deployment as Metacontroller sends it back: with lastApplied (a JSON

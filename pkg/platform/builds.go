@@ -172,7 +172,7 @@ func settleBuilds(d *desired, p children.Platform, par parent, rawParent []byte,
 		if observedTpl == nil {
 			continue
 		}
-		ann := stringMap(mapAt(observedTpl, "metadata")["annotations"])
+		ann := children.StringValues(mapAt(observedTpl, "metadata")["annotations"])
 		revision := ann[AnnotationBuilderRevision]
 		if revision == BuilderRevision {
 			continue

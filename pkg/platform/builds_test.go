@@ -118,7 +118,7 @@ func revisionsOf(t *testing.T, resp *metacontroller.SyncResponse) map[string]str
 	t.Helper()
 	out := map[string]string{}
 	for c, tpl := range templates(t, resp) {
-		out[c] = stringMap(mapAt(tpl, "metadata")["annotations"])[AnnotationBuilderRevision]
+		out[c] = children.StringValues(mapAt(tpl, "metadata")["annotations"])[AnnotationBuilderRevision]
 	}
 	return out
 }

@@ -49,23 +49,12 @@ func nameOf(obj metacontroller.Object) string {
 
 func labelsOf(obj metacontroller.Object) map[string]string {
 	meta, _ := obj["metadata"].(map[string]any)
-	return stringMap(meta["labels"])
+	return children.StringValues(meta["labels"])
 }
 
 func annotationsOf(obj metacontroller.Object) map[string]string {
 	meta, _ := obj["metadata"].(map[string]any)
-	return stringMap(meta["annotations"])
-}
-
-func stringMap(v any) map[string]string {
-	m, _ := v.(map[string]any)
-	out := make(map[string]string, len(m))
-	for k, x := range m {
-		if s, ok := x.(string); ok {
-			out[k] = s
-		}
-	}
-	return out
+	return children.StringValues(meta["annotations"])
 }
 
 // decodeTyped reads an observed child into its k8s.io/api type. It leaves out managedFields and

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -110,22 +111,12 @@ func observedSeeds(tb testing.TB) []metacontroller.Object {
 			tb.Fatalf("%s: %v", f, err)
 		}
 		for _, g := range []string{GroupDeployment, GroupStatefulSet, GroupJob} {
-			for _, name := range slices.Sorted(mapsKeys(req.Children[g])) {
+			for _, name := range slices.Sorted(maps.Keys(req.Children[g])) {
 				out = append(out, req.Children[g][name])
 			}
 		}
 	}
 	return out
-}
-
-func mapsKeys(m metacontroller.ObjectsByName) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // mutate replaces the node-th value of obj (in a walk of sorted keys, depth first) with a value
@@ -142,13 +133,7 @@ func mutate(obj metacontroller.Object, node int, kind byte) metacontroller.Objec
 	walk = func(v any) bool {
 		switch x := v.(type) {
 		case map[string]any:
-			for _, k := range slices.Sorted(func(yield func(string) bool) {
-				for k := range x {
-					if !yield(k) {
-						return
-					}
-				}
-			}) {
+			for _, k := range slices.Sorted(maps.Keys(x)) {
 				if n == node {
 					x[k] = with
 					return true
@@ -231,11 +216,7 @@ func TestObservedReadersReadEveryNodeOfEveryKind(t *testing.T) {
 		}
 	}
 	if len(kinds) != 3 {
-		t.Fatalf("the goldens' observed children have kinds %v, want Deployment, StatefulSet and Job", slices.Collect(func(yield func(any) bool) {
-			for k := range kinds {
-				yield(k)
-			}
-		}))
+		t.Fatalf("the goldens' observed children have kinds %v, want Deployment, StatefulSet and Job", slices.Collect(maps.Keys(kinds)))
 	}
 	for _, obj := range kinds {
 		for node := range countNodes(obj) {

@@ -47,7 +47,7 @@ func TestAFleetTakesNewBuildersOnlyWaveByWave(t *testing.T) {
 	onNew := func(c *sim.Cluster) bool {
 		ok := true
 		c.Each(GroupDeployment, func(_ string, obj metacontroller.Object) {
-			if stringMap(mapAt(templateOf(obj), "metadata")["annotations"])[AnnotationBuilderRevision] != BuilderRevision {
+			if children.StringValues(mapAt(templateOf(obj), "metadata")["annotations"])[AnnotationBuilderRevision] != BuilderRevision {
 				ok = false
 			}
 		})
