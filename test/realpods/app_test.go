@@ -270,8 +270,8 @@ func (tl *podTimeline) follow(ctx context.Context, cs kubernetes.Interface, p *c
 	}
 }
 
-// errorLines are, pod by pod, the log lines from each error on (a traceback follows its first
-// line), at most 40 a pod.
+// errorLines are, pod by pod, the log lines from its first error on (a traceback follows its
+// first line), at most 40 a pod.
 func (tl *podTimeline) errorLines() string {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
