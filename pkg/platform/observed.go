@@ -61,24 +61,9 @@ func annotationsOf(obj metacontroller.Object) map[string]string {
 // Metacontroller's last-applied annotation, which nothing here reads and which are most of an
 // observed object's bytes.
 func decodeTyped(obj metacontroller.Object, into any) error {
-	return decodeTrimmed(obj, nil, nil, into)
-}
-
-// decodeTrimmed is decodeTyped with spec replaced by trimSpec(spec) and status by
-// trimStatus(status) when they are set (a nil result leaves the field out).
-func decodeTrimmed(obj metacontroller.Object, trimSpec, trimStatus func(any) any, into any) error {
 	trimmed := make(map[string]any, len(obj))
 	for k, v := range obj {
 		trimmed[k] = v
-	}
-	for key, trim := range map[string]func(any) any{"spec": trimSpec, "status": trimStatus} {
-		if v, ok := obj[key]; ok && trim != nil {
-			if t := trim(v); t != nil {
-				trimmed[key] = t
-			} else {
-				delete(trimmed, key)
-			}
-		}
 	}
 	if meta, ok := obj["metadata"].(map[string]any); ok {
 		m := map[string]any{}

@@ -16,8 +16,24 @@ import (
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
-// The readers' definition: the unstructured converter, on the object trimmed to what observe
-// reads.
+// The readers' definition: the unstructured converter (decodeTyped), on the object trimmed to
+// what observe reads.
+
+// decodeTrimmed is decodeTyped with spec replaced by trimSpec(spec) and status by
+// trimStatus(status) (a nil result leaves the field out).
+func decodeTrimmed(obj metacontroller.Object, trimSpec, trimStatus func(any) any, into any) error {
+	trimmed := maps.Clone(obj)
+	for key, trim := range map[string]func(any) any{"spec": trimSpec, "status": trimStatus} {
+		if v, ok := obj[key]; ok {
+			if t := trim(v); t != nil {
+				trimmed[key] = t
+			} else {
+				delete(trimmed, key)
+			}
+		}
+	}
+	return decodeTyped(trimmed, into)
+}
 
 func convertWorkload(obj metacontroller.Object, into any) error {
 	return decodeTrimmed(obj, workloadSpec, workloadStatus, into)
