@@ -85,6 +85,7 @@ func TestTheExampleAppUpgradesWithoutAFailedRequest(t *testing.T) {
 	waitPhase, setVersion := app.waitPhase, app.setVersion
 
 	timeline := watchPods(t, cs, ns, name)
+	realnode.RecordTimeline(t, cs, ns)
 	begin := time.Now()
 	waitPhase("v1 Ready", readyOn("v1"))
 	t.Logf("installed: v1 Ready in %s", time.Since(begin).Round(time.Second))

@@ -58,6 +58,7 @@ func TestServingRolloutsDropNoRequest(t *testing.T) {
 			if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
+			realnode.RecordTimeline(t, cs, ns)
 			spec := v1beta1.Spec{
 				Image: image, Version: tc.versions[0],
 				Resources: v1beta1.ComponentResources{Web: small, Daphne: small, Static: small},
@@ -113,6 +114,9 @@ func TestServingRolloutsDropNoRequest(t *testing.T) {
 			got := prober.Stop()
 			failed := got.Failed - warmup.Failed
 			t.Logf("prober: %s (%d failed before the first answer, not counted)", got, warmup.Failed)
+			if got.Failed > 0 {
+				t.Logf("first failures, counted or not: %v", got.FirstFailures)
+			}
 			if failed != 0 {
 				t.Errorf("%d of %d requests failed during %d rollouts; first failures: %v", failed, got.Requests-warmup.Requests, len(tc.versions)-1, got.FirstFailures)
 			}

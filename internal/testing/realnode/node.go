@@ -122,7 +122,10 @@ func start(dir string, o Options) (n *Node, err error) {
 			return n, err
 		}
 	}
-	if err := c.StartProcess("kube-proxy", filepath.Join(assets, "kube-proxy"), "--config="+files.kubeProxy, "--v=1"); err != nil {
+	// -v=2: kube-proxy logs when each change of the rules starts and when it reached the kernel,
+	// what a request dropped during a rollout is read against (its log is in a failing test's
+	// output).
+	if err := c.StartProcess("kube-proxy", filepath.Join(assets, "kube-proxy"), "--config="+files.kubeProxy, "--v=2"); err != nil {
 		return n, err
 	}
 	if err := c.StartProcess("kubelet", filepath.Join(assets, "kubelet"),

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +69,7 @@ func StartProberWith(url string, interval time.Duration, o ProbeOptions) *Prober
 func (p *Prober) run(ctx context.Context) {
 	defer close(p.done)
 	for {
+		start := time.Now()
 		answer, failure := p.once(ctx)
 		if ctx.Err() != nil {
 			return
@@ -74,7 +79,13 @@ func (p *Prober) run(ctx context.Context) {
 		if failure != "" {
 			p.failures[failure]++
 			if len(p.failLog) < 20 {
-				p.failLog = append(p.failLog, time.Now().Format("15:04:05.000")+" "+failure)
+				// When the request was sent, and how long it took to fail: a timeout is read against
+				// what the Service's endpoints were when it was sent, not when it gave up.
+				line := fmt.Sprintf("%s +%dms %s", start.Format("15:04:05.000"), time.Since(start).Milliseconds(), failure)
+				if failure == "Client.Timeout exceeded" {
+					line += " (" + unansweredSYNs(p.url) + ")"
+				}
+				p.failLog = append(p.failLog, line)
 			}
 		} else {
 			p.answers[answer]++
@@ -175,4 +186,65 @@ func (p *Prober) Stop() Count {
 	p.cancel()
 	<-p.done
 	return p.Count()
+}
+
+// unansweredSYNs says where the kernel sent the connections to rawURL's address that never got an
+// answer, from the connection tracking table of the network namespace the prober runs in (the
+// node's).
+func unansweredSYNs(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return err.Error()
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+	}
+	table, err := os.ReadFile("/proc/net/nf_conntrack")
+	if err != nil {
+		return "no connection tracking table: " + err.Error()
+	}
+	return unansweredIn(string(table), u.Hostname(), port)
+}
+
+// unansweredIn reads a /proc/net/nf_conntrack table for the recent SYNs to host:port that got no
+// answer, and where each was sent: a timed-out request whose SYN went to a pod's address found no
+// one there (a pod already gone, still in the rules); one whose SYN kept the Service's address was
+// not translated at all (no rule for the Service at that moment); none at all means the
+// connection was made and the server did not answer in time.
+func unansweredIn(table, host, port string) string {
+	var found []string
+	for _, line := range strings.Split(table, "\n") {
+		orig, reply, ok := strings.Cut(line, "[UNREPLIED]")
+		if !ok || tupleField(orig, "dst") != host || tupleField(orig, "dport") != port {
+			continue
+		}
+		// An unanswered SYN is kept 120 s, refreshed by each retransmission (1 s after the first):
+		// fewer than 115 s left is an older request's.
+		if f := strings.Fields(orig); len(f) < 5 {
+			continue
+		} else if left, err := strconv.Atoi(f[4]); err != nil || left < 115 {
+			continue
+		}
+		to := net.JoinHostPort(tupleField(reply, "src"), tupleField(reply, "sport"))
+		if tupleField(reply, "src") == host {
+			to += ", not translated"
+		}
+		found = append(found, "SYN from port "+tupleField(orig, "sport")+" sent to "+to+", unanswered")
+	}
+	if len(found) == 0 {
+		return "no unanswered SYN to " + net.JoinHostPort(host, port) + ": the connection was made"
+	}
+	return strings.Join(found, "; ")
+}
+
+// tupleField is the value of the first key=value field named key in one half of a
+// /proc/net/nf_conntrack line.
+func tupleField(tuple, key string) string {
+	for _, f := range strings.Fields(tuple) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
 }
