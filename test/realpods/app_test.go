@@ -146,6 +146,9 @@ func TestTheExampleAppUpgradesWithoutAFailedRequest(t *testing.T) {
 	}{{"/probe/", got, warmup}, {"/", gotIndex, indexWarmup}} {
 		failed := c.got.Failed - c.warmup.Failed
 		t.Logf("%s: %s (%d failed before the first answer, not counted)", c.path, c.got, c.warmup.Failed)
+		if f := c.got.Firsts(); f != "" {
+			t.Logf("%s, counted or not: %s", c.path, f)
+		}
 		if failed != 0 {
 			t.Errorf("%s: %d of %d requests failed through v1 → v2-broken → v2 → v3; first failures: %v", c.path, failed, c.got.Requests-c.warmup.Requests, c.got.FirstFailures)
 		}

@@ -114,8 +114,8 @@ func TestServingRolloutsDropNoRequest(t *testing.T) {
 			got := prober.Stop()
 			failed := got.Failed - warmup.Failed
 			t.Logf("prober: %s (%d failed before the first answer, not counted)", got, warmup.Failed)
-			if got.Failed > 0 {
-				t.Logf("first failures, counted or not: %v", got.FirstFailures)
+			if f := got.Firsts(); f != "" {
+				t.Logf("counted or not, %s", f)
 			}
 			if failed != 0 {
 				t.Errorf("%d of %d requests failed during %d rollouts; first failures: %v", failed, got.Requests-warmup.Requests, len(tc.versions)-1, got.FirstFailures)
