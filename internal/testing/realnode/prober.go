@@ -52,8 +52,8 @@ type ProbeOptions struct {
 // is refused, reset, or sent to a pod that is gone (its SYN is never answered, however long the
 // client waits: every retransmission follows the first one's translation); none of them is
 // helped by waiting. A slow answer is something else: on the shared 2-core machine the node's
-// pods (10m of CPU each) compete with three control planes, and CI once saw one request of 2,022
-// go unanswered for the 2 s this timeout was.
+// pods compete with up to three control planes, and CI once saw one request of 2,022 go
+// unanswered for the 2 s this timeout was.
 const requestTimeout = 10 * time.Second
 
 // slowAnswer is the time beyond which an answer is logged as slow.
@@ -86,30 +86,34 @@ func (p *Prober) run(ctx context.Context) {
 	for {
 		start := time.Now()
 		answer, failure := p.once(ctx)
+		took := time.Since(start)
 		if ctx.Err() != nil {
 			return
 		}
+		// When the request was sent and how long it took: a failure is read against what the
+		// Service's endpoints were when it was sent, not when it gave up.
+		line := fmt.Sprintf("%s +%dms", start.Format("15:04:05.000"), took.Milliseconds())
+		if failure == "Client.Timeout exceeded" {
+			line += " " + failure + " (" + unansweredSYNs(p.url) + ")"
+		} else if failure != "" {
+			line += " " + failure
+		}
 		p.mu.Lock()
 		p.requests++
-		if failure != "" {
+		switch {
+		case failure != "":
 			p.failures[failure]++
 			if len(p.failLog) < 20 {
-				// When the request was sent, and how long it took to fail: a timeout is read against
-				// what the Service's endpoints were when it was sent, not when it gave up.
-				line := fmt.Sprintf("%s +%dms %s", start.Format("15:04:05.000"), time.Since(start).Milliseconds(), failure)
-				if failure == "Client.Timeout exceeded" {
-					line += " (" + unansweredSYNs(p.url) + ")"
-				}
 				p.failLog = append(p.failLog, line)
 			}
-		} else {
+		case took >= slowAnswer:
 			p.answers[answer]++
-			if took := time.Since(start); took >= slowAnswer {
-				p.slow++
-				if len(p.slowLog) < 20 {
-					p.slowLog = append(p.slowLog, fmt.Sprintf("%s +%dms", start.Format("15:04:05.000"), took.Milliseconds()))
-				}
+			p.slow++
+			if len(p.slowLog) < 20 {
+				p.slowLog = append(p.slowLog, line)
 			}
+		default:
+			p.answers[answer]++
 		}
 		p.mu.Unlock()
 		select {
