@@ -209,14 +209,31 @@ type pair struct {
 }
 
 // converter holds the keys of the maps under construction, one stretch per struct being
-// converted, so that each map is made once at its final size.
+// converted, so that each map is made once at its final size; and, for one call, the boxed
+// strings of the Converter it works for.
 type converter struct {
-	pairs []pair
+	pairs   []pair
+	strings map[string]any
+}
+
+// box is s as an interface value: the one the Converter already made for an equal string, if it
+// made one. Boxing a string allocates; an interface value can't be changed, so one serves every
+// map that holds the same string.
+func (c *converter) box(s string) any {
+	if c.strings == nil {
+		return s
+	}
+	if b, ok := c.strings[s]; ok {
+		return b
+	}
+	b := any(s)
+	c.strings[s] = b
+	return b
 }
 
 // fastObject converts a pointer to a typed object as ToObjectByConverter does, or says
-// errConverterOnly.
-func fastObject(typed any) (metacontroller.Object, error) {
+// errConverterOnly. strings, when not nil, are the boxed strings to share (Converter).
+func fastObject(typed any, strings map[string]any) (metacontroller.Object, error) {
 	if _, ok := typed.(runtime.Unstructured); ok {
 		return nil, errConverterOnly
 	}
@@ -229,7 +246,11 @@ func fastObject(typed any) (metacontroller.Object, error) {
 		return nil, errConverterOnly
 	}
 	c := pairPool.Get().(*converter)
-	defer pairPool.Put(c)
+	c.strings = strings
+	defer func() {
+		c.strings = nil
+		pairPool.Put(c)
+	}()
 	return c.structValue(v.Elem(), p, true)
 }
 
@@ -244,7 +265,7 @@ func (c *converter) value(v reflect.Value, p *plan) (any, error) {
 			return v.Field(iosIntVal).Int(), nil
 		case intstr.String:
 			if s := v.Field(iosStrVal).String(); utf8.ValidString(s) {
-				return s, nil
+				return c.box(s), nil
 			}
 		}
 	}
@@ -261,7 +282,7 @@ func (c *converter) value(v reflect.Value, p *plan) (any, error) {
 	}
 	switch p.kind {
 	case reflect.String:
-		return v.String(), nil
+		return c.box(v.String()), nil
 	case reflect.Bool:
 		return v.Bool(), nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -316,7 +337,7 @@ func (c *converter) mapValue(v reflect.Value, p *plan) (map[string]any, error) {
 	out := make(map[string]any, v.Len())
 	if p.stringMap && v.CanInterface() {
 		for k, s := range v.Interface().(map[string]string) {
-			out[k] = s
+			out[k] = c.box(s)
 		}
 		return out, nil
 	}
@@ -382,7 +403,7 @@ func (c *converter) fields(v reflect.Value, p *plan, start int, root bool) error
 		// The converter writes a field of a basic kind as that kind, without asking the type.
 		switch fv.Kind() {
 		case reflect.String:
-			e = fv.String()
+			e = c.box(fv.String())
 		case reflect.Bool:
 			e = fv.Bool()
 		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:

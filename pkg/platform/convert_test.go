@@ -12,15 +12,15 @@ import (
 )
 
 // TestEveryBuiltChildConvertsAsTheConverterDoes runs every golden request with each child the
-// builders make converted twice, by children.ToObject and by the unstructured converter it
-// replaces (children.ToObjectByConverter), and wants the same map from both: every builder, on
+// builders make converted twice, by the answer's children.Converter (its strings shared with the
+// children before) and by the unstructured converter it replaces (children.ToObjectByConverter), and wants the same map from both: every builder, on
 // every state the goldens hold. pkg/children's fuzz test covers random objects of the same types.
 func TestEveryBuiltChildConvertsAsTheConverterDoes(t *testing.T) {
 	seen := 0
-	defer func(was func(any) (metacontroller.Object, error)) { toObject = was }(toObject)
-	toObject = func(typed any) (metacontroller.Object, error) {
+	defer func(was func(*children.Converter, any) (metacontroller.Object, error)) { toObject = was }(toObject)
+	toObject = func(conv *children.Converter, typed any) (metacontroller.Object, error) {
 		seen++
-		got, err := children.ToObject(typed)
+		got, err := conv.ToObject(typed)
 		want, wantErr := children.ToObjectByConverter(typed)
 		if err != nil || wantErr != nil {
 			t.Errorf("%T: ToObject: %v; the converter: %v", typed, err, wantErr)

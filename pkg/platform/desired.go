@@ -18,18 +18,20 @@ import (
 type desired struct {
 	objects []metacontroller.Object
 	names   map[childRef]bool
+	// conv builds the maps of this answer's children, sharing their strings.
+	conv children.Converter
 }
 
-// toObject converts a built child to its map: children.ToObject, which a test checks against the
-// unstructured converter on every child the goldens build.
-var toObject = children.ToObject
+// toObject converts a built child to its map: children.Converter's ToObject, which a test checks
+// against the unstructured converter on every child the goldens build.
+var toObject = (*children.Converter).ToObject
 
 // add appends a built child; a nil one (a PDB or HPA the spec doesn't need) is skipped.
 func (d *desired) add(typed any) {
 	if v := reflect.ValueOf(typed); v.Kind() == reflect.Pointer && v.IsNil() {
 		return
 	}
-	obj, err := toObject(typed)
+	obj, err := toObject(&d.conv, typed)
 	if err != nil {
 		// Typed k8s.io/api objects always encode; reaching this is a bug in a builder.
 		panic(fmt.Sprintf("building a child: %v", err))
