@@ -232,7 +232,7 @@ awk '
     print "| Target | At most | Measured | |"
     print "|---|---|---|---|"
     target("Server CPU per call / limit, 4 connections", load["cpu"], 1.3, "x", "the core builds 12 children as maps and parses the last-applied text of each workload (docs/performance.md)")
-    target("Allocations per call / limit, 4 connections", load["allocs"], 1.25, "x", "two allocations per map and one per string of the children the core passes around (docs/performance.md)")
+    target("Allocations per call / limit, 4 connections", load["allocs"], 1.25, "x", "two allocations per map of the children the core builds as maps (their strings are shared) (docs/performance.md)")
     target("Small request (fresh install), Summon / limit", bench["small"], 3, "x", "the core builds the same 12 children whatever the request size")
     target("A 304 / a full sync, CPU per call, 4 connections", load["notmodified"], 0.05, "%", "reading and hashing the request body and the HTTP round trip (docs/performance.md)")
   }
