@@ -28,8 +28,11 @@ var presenceMatters = map[string]bool{"emptyDir": true}
 //
 // The result is ToObjectByConverter's, built without its cost (convert.go); what the fast path
 // does not take goes to ToObjectByConverter itself.
-func ToObject(typed any) (metacontroller.Object, error) {
-	if obj, err := fastObject(typed, nil); err == nil {
+func ToObject(typed any) (metacontroller.Object, error) { return toObject(typed, nil) }
+
+// toObject is ToObject, sharing the boxed strings when there are some (Converter).
+func toObject(typed any, strings map[string]any) (metacontroller.Object, error) {
+	if obj, err := fastObject(typed, strings); err == nil {
 		return obj, nil
 	}
 	return ToObjectByConverter(typed)
@@ -52,10 +55,7 @@ func (c *Converter) ToObject(typed any) (metacontroller.Object, error) {
 		// A Ready instance's answer has 85 distinct strings: room for them without growing.
 		c.strings = make(map[string]any, 96)
 	}
-	if obj, err := fastObject(typed, c.strings); err == nil {
-		return obj, nil
-	}
-	return ToObjectByConverter(typed)
+	return toObject(typed, c.strings)
 }
 
 // ToObjectByConverter is ToObject's definition: the unstructured converter, which follows the

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 )
 
 // Timeline records, as they reach a watch, the moments of a namespace that decide whether a
@@ -51,7 +52,7 @@ func WatchTimeline(cs kubernetes.Interface, ns string) (*Timeline, error) {
 	if _, err := pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			if p, ok := obj.(*corev1.Pod); ok {
-				tl.add("pod %s created on %s", p.Name, p.Status.PodIP)
+				tl.add("pod %s created", p.Name)
 			}
 		},
 		UpdateFunc: func(oldObj, newObj any) {
@@ -67,7 +68,7 @@ func WatchTimeline(cs kubernetes.Interface, ns string) (*Timeline, error) {
 				tl.add("pod %s Ready=%t", p.Name, podReady(p))
 			}
 			if o.DeletionTimestamp == nil && p.DeletionTimestamp != nil {
-				tl.add("pod %s deleted (grace %ds)", p.Name, ptrValue(p.DeletionGracePeriodSeconds))
+				tl.add("pod %s deleted (grace %ds)", p.Name, ptr.Deref(p.DeletionGracePeriodSeconds, 0))
 			}
 			if !terminated(o) && terminated(p) {
 				tl.add("pod %s: container terminated", p.Name)
@@ -129,13 +130,13 @@ func describeEndpoints(s *discoveryv1.EndpointSlice) string {
 			name = e.TargetRef.Name
 		}
 		var conds []string
-		if ptrValue(e.Conditions.Ready) {
+		if ptr.Deref(e.Conditions.Ready, false) {
 			conds = append(conds, "ready")
 		}
-		if ptrValue(e.Conditions.Terminating) {
+		if ptr.Deref(e.Conditions.Terminating, false) {
 			conds = append(conds, "terminating")
 		}
-		if ptrValue(e.Conditions.Serving) && !ptrValue(e.Conditions.Ready) {
+		if ptr.Deref(e.Conditions.Serving, false) && !ptr.Deref(e.Conditions.Ready, false) {
 			conds = append(conds, "serving")
 		}
 		if len(conds) == 0 {
@@ -166,12 +167,4 @@ func terminated(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-func ptrValue[T any](p *T) T {
-	var zero T
-	if p == nil {
-		return zero
-	}
-	return *p
 }
