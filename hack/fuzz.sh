@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 fuzztime=${FUZZTIME:-15s}
 # package fuzzer: the sync, finalize and customize decoders of the pure core, every hook's
 # HTTP body, the one custom JSON type of the API, and the core's narrow readers of observed
-# children, each against what it stands for.
+# children and of their last-applied texts, each against what it stands for.
 targets=(
   "./pkg/platform FuzzSyncParent"
   "./pkg/platform FuzzFinalize"
@@ -20,6 +20,8 @@ targets=(
   "./internal/server FuzzHooks"
   "./pkg/apis/summon/v1beta1 FuzzConfigValue"
   "./pkg/children FuzzTemplateAnnotationsAreAsObserveds"
+  "./pkg/children FuzzAppliedTemplateScanIsTheStrictDecodes"
+  "./pkg/children FuzzObjectScanIsTheDecoders"
   "./pkg/platform FuzzObservedReadersAreTheConverters"
 )
 log=$(mktemp)

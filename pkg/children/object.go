@@ -5,7 +5,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
@@ -155,30 +154,12 @@ func TemplateAnnotationsAsObserved(observed metacontroller.Object) (ann map[stri
 		tplMeta, _ := tpl["metadata"].(map[string]any)
 		return StringValues(tplMeta["annotations"]), isMap, true
 	}
-	var last struct {
-		Kind       string `json:"kind"`
-		APIVersion string `json:"apiVersion"`
-		Spec       *struct {
-			Template *struct {
-				Metadata *struct {
-					Annotations map[string]any `json:"annotations"`
-				} `json:"metadata"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
-	// A field given twice is refused: a map keeps the last one, these structs would merge both.
-	strict, err := sigsjson.UnmarshalStrict([]byte(s), &last, sigsjson.DisallowDuplicateFields)
-	if err != nil || len(strict) > 0 || observed["kind"] != last.Kind || observed["apiVersion"] != last.APIVersion {
+	last, ok := readAppliedTemplate(s)
+	if !ok || observed["kind"] != last.kind || observed["apiVersion"] != last.apiVersion {
 		// Unreadable, of another kind, or with a field of a shape this read can't hold.
 		return nil, false, false
 	}
-	if last.Spec == nil || last.Spec.Template == nil {
-		return nil, false, true
-	}
-	if last.Spec.Template.Metadata == nil {
-		return map[string]string{}, true, true
-	}
-	return StringValues(last.Spec.Template.Metadata.Annotations), true, true
+	return last.annotations, last.hasTemplate, true
 }
 
 // StringValues keeps the string values of a JSON object (none when v is not one): labels and
@@ -209,8 +190,14 @@ func lastApplied(observed metacontroller.Object) (metacontroller.Object, bool) {
 	if s == "" {
 		return nil, false
 	}
-	var last metacontroller.Object
-	if err := metacontroller.Decode([]byte(s), &last); err != nil || last["kind"] != observed["kind"] || last["apiVersion"] != observed["apiVersion"] {
+	last, ok := scanObject(s)
+	if !ok {
+		// The scan leaves what it can't read exactly, and every text Decode refuses, to Decode.
+		if err := metacontroller.Decode([]byte(s), &last); err != nil {
+			return nil, false
+		}
+	}
+	if last["kind"] != observed["kind"] || last["apiVersion"] != observed["apiVersion"] {
 		return nil, false
 	}
 	return last, true
