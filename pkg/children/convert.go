@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/structured-merge-diff/v6/value"
@@ -38,6 +39,9 @@ type plan struct {
 	// intOrString: intstr.IntOrString, whose JSON round trip (what the converter makes of a
 	// json.Marshaler) is read here without writing the JSON.
 	intOrString bool
+	// quantity: resource.Quantity, whose ToUnstructured is its String() of a copy, asked here
+	// without the converter's boxing of the copy and of its result.
+	quantity bool
 	// elem is the plan of a pointer's, a slice's or a map's element.
 	elem *plan
 	// bytes: a slice of bytes, which JSON writes as base64.
@@ -70,6 +74,7 @@ var (
 	stringMap = reflect.TypeFor[map[string]string]()
 
 	intOrStringType               = reflect.TypeFor[intstr.IntOrString]()
+	quantityType                  = reflect.TypeFor[resource.Quantity]()
 	intOrStringFields             = fieldIndexes(intOrStringType, "Type", "IntVal", "StrVal")
 	iosType, iosIntVal, iosStrVal = intOrStringFields[0], intOrStringFields[1], intOrStringFields[2]
 )
@@ -113,6 +118,7 @@ func buildPlan(t reflect.Type, building map[reflect.Type]*plan) *plan {
 	if e := value.TypeReflectEntryOf(t); e.CanConvertToUnstructured() {
 		p.custom = e
 		p.intOrString = t == intOrStringType
+		p.quantity = t == quantityType
 		return p
 	}
 	switch t.Kind() {
@@ -269,6 +275,11 @@ func (c *converter) value(v reflect.Value, p *plan) (any, error) {
 			}
 		}
 	}
+	if p.quantity && v.CanAddr() && v.CanInterface() {
+		// A copy: String caches its text in the Quantity, and the typed object is the caller's.
+		q := *v.Addr().Interface().(*resource.Quantity)
+		return c.box(q.String()), nil
+	}
 	if p.custom != nil {
 		out, err := p.custom.ToUnstructured(v)
 		if err != nil {
@@ -341,10 +352,23 @@ func (c *converter) mapValue(v reflect.Value, p *plan) (map[string]any, error) {
 		}
 		return out, nil
 	}
+	// One key and one element for the whole map, set in place: it.Key() and it.Value() would
+	// allocate a copy of each. (Setting needs a map that is not read through an unexported
+	// field; the converter never reads one, and such a map takes the copies.)
 	it := v.MapRange()
+	key, elem, inPlace := reflect.Value{}, reflect.Value{}, v.CanInterface()
+	if inPlace {
+		key, elem = reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+	}
 	for it.Next() {
-		k := it.Key().String()
-		e, err := c.value(it.Value(), p.elem)
+		if inPlace {
+			key.SetIterKey(it)
+			elem.SetIterValue(it)
+		} else {
+			key, elem = it.Key(), it.Value()
+		}
+		k := key.String()
+		e, err := c.value(elem, p.elem)
 		if err != nil {
 			return nil, err
 		}
