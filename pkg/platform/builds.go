@@ -140,8 +140,8 @@ type builds struct {
 // built from, and holds on its observed template each one that only today's builders would
 // change, unless the instance's wave is open. Everything outside the template (replicas, the
 // migration gate's version choice, the beat cap applied later) is today's answer either way.
-func settleBuilds(d *desired, p children.Platform, par parent, rawParent []byte, seen observation, targets map[string]string, configHash string, env Env) builds {
-	base := inputsBase(rawParent, env.Defaults)
+func settleBuilds(d *desired, p children.Platform, par parent, seen observation, targets map[string]string, configHash string, env Env) builds {
+	base := inputsBase(par.rawSpec, env.Defaults)
 	open := env.Rollout.Open(BuilderRevision, string(par.meta.UID), par.meta.Labels)
 	var b builds
 	for _, obj := range d.objects {
@@ -227,19 +227,19 @@ var notTemplateInputs = []string{
 
 // inputsBase hashes what shapes an app pod template apart from the builders and the component's
 // release: the spec as the user wrote it (not as defaulted: a release that adds a default must
-// not look like a user change) without notTemplateInputs, and the hook's defaults.
-func inputsBase(rawParent []byte, defaults v1beta1.HookDefaults) []byte {
-	var shell struct {
-		Spec map[string]any `json:"spec"`
-	}
-	_ = json.Unmarshal(rawParent, &shell)
+// not look like a user change) without notTemplateInputs, and the hook's defaults. rawSpec is the
+// parent's spec as decodeParent cut it out: the same bytes the whole parent's spec field decodes
+// from, so the hash is the one every template records (TestBuildInputsHashIsStableAcrossReleases).
+func inputsBase(rawSpec json.RawMessage, defaults v1beta1.HookDefaults) []byte {
+	var spec map[string]any
+	_ = json.Unmarshal(rawSpec, &spec)
 	for _, k := range notTemplateInputs {
-		delete(shell.Spec, k)
+		delete(spec, k)
 	}
 	b, _ := json.Marshal(struct {
 		Spec     map[string]any       `json:"spec"`
 		Defaults v1beta1.HookDefaults `json:"defaults"`
-	}{shell.Spec, defaults})
+	}{spec, defaults})
 	return b
 }
 

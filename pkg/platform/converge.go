@@ -118,7 +118,7 @@ func converge(req *metacontroller.SyncRequest, par parent, env Env) *metacontrol
 	}
 	backup.addBackup(d, p, par, decision)
 
-	built := settleBuilds(d, p, par, req.Parent, seen, decision.Targets, configHash, env)
+	built := settleBuilds(d, p, par, seen, decision.Targets, configHash, env)
 	unknown := d.unknown(p, seen)
 	rollout := rolloutOf(p, seen, decision.Targets, configHash, beatReplicas)
 

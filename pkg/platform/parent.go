@@ -20,6 +20,8 @@ type parent struct {
 	spec    v1beta1.Spec
 	status  v1beta1.Status
 	specErr error
+	// rawSpec is the spec as the user wrote it, which the builder waves hash (inputsBase).
+	rawSpec json.RawMessage
 }
 
 // Parent is a SummonPlatform as the hook reads it.
@@ -52,6 +54,7 @@ func decodeParent(raw []byte) (parent, error) {
 		return p, fmt.Errorf("reading the parent: %w", err)
 	}
 	p.meta = shell.Metadata
+	p.rawSpec = shell.Spec
 	if p.meta.Name == "" {
 		return p, fmt.Errorf("the parent has no metadata.name")
 	}

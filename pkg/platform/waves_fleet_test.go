@@ -115,7 +115,11 @@ func TestAFleetTakesNewBuildersOnlyWaveByWave(t *testing.T) {
 // fleet at once. Change the expected value only knowing that.
 func TestBuildInputsHashIsStableAcrossReleases(t *testing.T) {
 	raw := []byte(`{"metadata":{"name":"car1"},"spec":{"version":"v1","hostname":"car1.example.com","replicas":{"web":3},"gunicorn":{"workers":4}}}`)
-	got := inputsHash(inputsBase(raw, v1beta1.HookDefaults{Image: "registry.example.com/app"}), children.Web, "v1", "0123456789abcdef")
+	par, err := decodeParent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := inputsHash(inputsBase(par.rawSpec, v1beta1.HookDefaults{Image: "registry.example.com/app"}), children.Web, "v1", "0123456789abcdef")
 	if want := "94d8ccfede82e9fb"; got != want {
 		t.Errorf("inputsHash = %s, want %s", got, want)
 	}

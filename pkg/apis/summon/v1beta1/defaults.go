@@ -1,6 +1,8 @@
 package v1beta1
 
 import (
+	"sync"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -118,8 +120,23 @@ func orQuantity(q *resource.Quantity, def string) *resource.Quantity {
 		c := q.DeepCopy()
 		return &c
 	}
-	d := resource.MustParse(def)
+	d := defaultQuantity(def)
 	return &d
+}
+
+// parsedDefaults holds each default quantity of this file parsed once (string → Quantity): they
+// are a handful of constants, and parsing them on every sync was a twentieth of a fresh install's
+// core.
+var parsedDefaults sync.Map
+
+// defaultQuantity is resource.MustParse(def), parsed once; each caller gets its own copy.
+func defaultQuantity(def string) resource.Quantity {
+	if q, ok := parsedDefaults.Load(def); ok {
+		return q.(resource.Quantity).DeepCopy()
+	}
+	q := resource.MustParse(def)
+	parsedDefaults.Store(def, q)
+	return q.DeepCopy()
 }
 
 func orInt32(p *int32, def int32) *int32 {
@@ -138,11 +155,11 @@ func orResources(r corev1.ResourceRequirements, cpu, memRequest, memLimit string
 	}
 	return corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{
-			corev1.ResourceCPU:    resource.MustParse(cpu),
-			corev1.ResourceMemory: resource.MustParse(memRequest),
+			corev1.ResourceCPU:    defaultQuantity(cpu),
+			corev1.ResourceMemory: defaultQuantity(memRequest),
 		},
 		Limits: corev1.ResourceList{
-			corev1.ResourceMemory: resource.MustParse(memLimit),
+			corev1.ResourceMemory: defaultQuantity(memLimit),
 		},
 	}
 }
