@@ -231,7 +231,7 @@ awk '
   END {
     print "| Target | At most | Measured | |"
     print "|---|---|---|---|"
-    target("Server CPU per call / limit, 4 connections", load["cpu"], 1.3, "x", "the core builds its 12 children typed and converts each to a map (a third of its CPU), and reads the parent's JSON in four passes of encoding/json (docs/performance.md)")
+    target("Server CPU per call / limit, 4 connections", load["cpu"], 1.3, "x", "the core builds its 12 children typed and converts each to a map (a third of its CPU), and reads the JSON of the parent in four passes of encoding/json (docs/performance.md)")
     target("Allocations per call / limit, 4 connections", load["allocs"], 1.25, "x", "two allocations per map of the children the core builds as maps (their strings are shared) (docs/performance.md)")
     target("Small request (fresh install), Summon / limit", bench["small"], 3, "x", "the core builds the same 12 children, and hashes the spec for the builder waves, whatever the request size (docs/performance.md)")
     target("A 304 / a full sync, CPU per call, 4 connections", load["notmodified"], 0.05, "%", "reading and hashing the request body and the HTTP round trip (docs/performance.md)")
