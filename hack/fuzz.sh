@@ -23,6 +23,7 @@ targets=(
   "./pkg/children FuzzAppliedTemplateScanIsTheStrictDecodes"
   "./pkg/children FuzzObjectScanIsTheDecoders"
   "./pkg/platform FuzzObservedReadersAreTheConverters"
+  "./pkg/platform FuzzSpecHashIsTheMapsOne"
 )
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -225,12 +225,33 @@ var notTemplateInputs = []string{
 	"ingress", "aliases", "config", "secrets", "database", "redis",
 }
 
-// inputsBase hashes what shapes an app pod template apart from the builders and the component's
-// release: the spec as the user wrote it (not as defaulted: a release that adds a default must
-// not look like a user change) without notTemplateInputs, and the hook's defaults. rawSpec is the
-// parent's spec as decodeParent cut it out: the same bytes the whole parent's spec field decodes
-// from, so the hash is the one every template records (TestBuildInputsHashIsStableAcrossReleases).
+// inputsBase is what the inputs hash starts from: what shapes an app pod template apart from
+// the builders and the component's release. That is the spec as the user wrote it (not as
+// defaulted: a release that adds a default must not look like a user change) without
+// notTemplateInputs, and the hook's defaults, as inputsBaseByMaps writes them. rawSpec is the
+// parent's spec as decodeParent cut it out. Every app pod template records the hash of these
+// bytes, so they must never change from one release to the next
+// (TestBuildInputsHashIsStableAcrossReleases): children.CanonicalObject writes them without
+// decoding where it can tell them exactly, and the maps write them everywhere else.
 func inputsBase(rawSpec json.RawMessage, defaults v1beta1.HookDefaults) []byte {
+	const head, middle = `{"spec":`, `,"defaults":`
+	b := make([]byte, 0, len(head)+len(rawSpec)+len(middle)+64)
+	b, ok := children.CanonicalObject(append(b, head...), string(rawSpec), notTemplateInputs...)
+	if !ok {
+		return inputsBaseByMaps(rawSpec, defaults)
+	}
+	d, err := json.Marshal(defaults)
+	if err != nil {
+		return inputsBaseByMaps(rawSpec, defaults)
+	}
+	b = append(append(b, middle...), d...)
+	return append(b, '}')
+}
+
+// inputsBaseByMaps is the definition of inputsBase's bytes: the spec decoded into a map, the
+// fields that are not template inputs deleted, and the map and the defaults encoded (keys
+// sorted).
+func inputsBaseByMaps(rawSpec json.RawMessage, defaults v1beta1.HookDefaults) []byte {
 	var spec map[string]any
 	_ = json.Unmarshal(rawSpec, &spec)
 	for _, k := range notTemplateInputs {
