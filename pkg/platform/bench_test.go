@@ -254,7 +254,7 @@ func TestBenchmarkSizesAreWhatTheyClaim(t *testing.T) {
 }
 
 // TestTheCoreAllocatesWellUnderItsLimit holds the core's allocations per sync under a share of
-// what its limit allocates for the same request (decoding it and encoding the answer): 0.27 and
+// what its limit allocates for the same request (decoding it and encoding the answer): 0.26 and
 // 0.19 at the realistic and large sizes since last-applied texts are scanned, 0.32 and 0.35
 // before that, when the children had come to share their strings (children.Converter), 0.60 and
 // 0.43 when every sync decoded each workload's last-applied object whole (docs/performance.md).
