@@ -52,57 +52,41 @@ func (p *scanner) eat(c byte) bool {
 // object reads an object; member is called after each member's name and colon, and must read
 // its value.
 func (p *scanner) object(member func(key string, plain bool) bool) bool {
-	if !p.eat('{') {
-		return false
-	}
-	if p.depth++; p.depth > maxScanDepth {
-		return false
-	}
-	if p.eat('}') {
-		p.depth--
-		return true
-	}
-	for {
+	return p.sequence('{', '}', func() bool {
 		p.space()
 		key, plain, ok := p.rawString()
 		if !ok || !p.eat(':') {
 			return false
 		}
 		p.space()
-		if !member(key, plain) {
-			return false
-		}
-		if p.eat(',') {
-			continue
-		}
-		if p.eat('}') {
-			p.depth--
-			return true
-		}
-		return false
-	}
+		return member(key, plain)
+	})
 }
 
 // array reads an array; elem is called for each element, and must read it.
-func (p *scanner) array(elem func() bool) bool {
-	if !p.eat('[') {
+func (p *scanner) array(elem func() bool) bool { return p.sequence('[', ']', elem) }
+
+// sequence reads what open and close enclose: items separated by commas, each read by item, one
+// level deeper.
+func (p *scanner) sequence(open, close byte, item func() bool) bool {
+	if !p.eat(open) {
 		return false
 	}
 	if p.depth++; p.depth > maxScanDepth {
 		return false
 	}
-	if p.eat(']') {
+	if p.eat(close) {
 		p.depth--
 		return true
 	}
 	for {
-		if !elem() {
+		if !item() {
 			return false
 		}
 		if p.eat(',') {
 			continue
 		}
-		if p.eat(']') {
+		if p.eat(close) {
 			p.depth--
 			return true
 		}

@@ -74,25 +74,15 @@ func scanAppliedTemplate(text string) (t appliedTemplate, answered bool) {
 	p := scanner{s: text}
 	var sawKind, sawAPIVersion, sawSpec bool
 	var tpl templateScan
-	ok := p.object(func(key string, plain bool) (ok bool) {
+	ok := p.object(func(key string, plain bool) bool {
 		if !plain {
 			return false // it may be one of the names below, escaped
 		}
 		switch key {
 		case "kind":
-			if sawKind {
-				return false
-			}
-			sawKind = true
-			t.kind, ok = p.stringValue()
-			return ok
+			return p.stringOnce(&sawKind, &t.kind)
 		case "apiVersion":
-			if sawAPIVersion {
-				return false
-			}
-			sawAPIVersion = true
-			t.apiVersion, ok = p.stringValue()
-			return ok
+			return p.stringOnce(&sawAPIVersion, &t.apiVersion)
 		case "spec":
 			if sawSpec {
 				return false
@@ -190,6 +180,18 @@ func decodedNumber(s string) (any, bool) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	return f, err == nil
+}
+
+// stringOnce reads a string value into into, unless seen says it was read before (a field given
+// twice, which the strict decode refuses).
+func (p *scanner) stringOnce(seen *bool, into *string) bool {
+	if *seen {
+		return false
+	}
+	*seen = true
+	s, ok := p.stringValue()
+	*into = s
+	return ok
 }
 
 // templateScan is what the scan found under spec.

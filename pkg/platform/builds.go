@@ -240,10 +240,7 @@ func inputsBase(rawSpec json.RawMessage, defaults v1beta1.HookDefaults) []byte {
 	if !ok {
 		return inputsBaseByMaps(rawSpec, defaults)
 	}
-	d, err := json.Marshal(defaults)
-	if err != nil {
-		return inputsBaseByMaps(rawSpec, defaults)
-	}
+	d, _ := json.Marshal(defaults) // a struct of strings: it always encodes
 	b = append(append(b, middle...), d...)
 	return append(b, '}')
 }

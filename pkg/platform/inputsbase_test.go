@@ -3,39 +3,24 @@ package platform
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/forklift-dev/summon/pkg/apis/summon/v1beta1"
 	"github.com/forklift-dev/summon/pkg/children"
-	"github.com/forklift-dev/summon/pkg/metacontroller"
 )
 
 // goldenSpecs returns the spec of every golden sync request's parent, as decodeParent cuts it out.
 func goldenSpecs(t testing.TB) map[string]json.RawMessage {
 	t.Helper()
-	paths, err := filepath.Glob("../../testdata/sync/*/request.json")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no golden request: %v", err)
-	}
 	specs := map[string]json.RawMessage{}
-	for _, path := range paths {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var req metacontroller.SyncRequest
-		if err := metacontroller.Decode(raw, &req); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+	for name, req := range goldenRequests(t) {
 		par, err := decodeParent(req.Parent)
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		if len(par.rawSpec) > 0 {
-			specs[filepath.Base(filepath.Dir(path))] = par.rawSpec
+			specs[name] = par.rawSpec
 		}
 	}
 	return specs

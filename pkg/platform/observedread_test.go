@@ -112,11 +112,27 @@ func jobStatus(status any) any {
 // observedSeeds are the observed Deployments, StatefulSets and Jobs of every golden request.
 func observedSeeds(tb testing.TB) []metacontroller.Object {
 	tb.Helper()
+	requests := goldenRequests(tb)
+	var out []metacontroller.Object
+	for _, name := range slices.Sorted(maps.Keys(requests)) {
+		req := requests[name]
+		for _, g := range []string{GroupDeployment, GroupStatefulSet, GroupJob} {
+			for _, name := range slices.Sorted(maps.Keys(req.Children[g])) {
+				out = append(out, req.Children[g][name])
+			}
+		}
+	}
+	return out
+}
+
+// goldenRequests are the golden sync requests, by case name.
+func goldenRequests(tb testing.TB) map[string]metacontroller.SyncRequest {
+	tb.Helper()
 	files, err := filepath.Glob(filepath.Join(goldenDir, "*", "request.json"))
 	if err != nil || len(files) == 0 {
 		tb.Fatalf("no golden requests: %v", err)
 	}
-	var out []metacontroller.Object
+	out := map[string]metacontroller.SyncRequest{}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -126,11 +142,7 @@ func observedSeeds(tb testing.TB) []metacontroller.Object {
 		if err := metacontroller.Decode(raw, &req); err != nil {
 			tb.Fatalf("%s: %v", f, err)
 		}
-		for _, g := range []string{GroupDeployment, GroupStatefulSet, GroupJob} {
-			for _, name := range slices.Sorted(maps.Keys(req.Children[g])) {
-				out = append(out, req.Children[g][name])
-			}
-		}
+		out[filepath.Base(filepath.Dir(f))] = req
 	}
 	return out
 }

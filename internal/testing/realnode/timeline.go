@@ -32,7 +32,7 @@ type Timeline struct {
 // RecordTimeline records namespace ns for as long as t runs, and prints the record if t fails.
 func RecordTimeline(t testing.TB, cs kubernetes.Interface, ns string) {
 	t.Helper()
-	tl, err := WatchTimeline(cs, ns)
+	tl, err := watchTimeline(cs, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,8 @@ func RecordTimeline(t testing.TB, cs kubernetes.Interface, ns string) {
 	})
 }
 
-// WatchTimeline starts recording namespace ns. Stop it when done.
-func WatchTimeline(cs kubernetes.Interface, ns string) (*Timeline, error) {
+// watchTimeline starts recording namespace ns. Stop it when done.
+func watchTimeline(cs kubernetes.Interface, ns string) (*Timeline, error) {
 	tl := &Timeline{stopCh: make(chan struct{})}
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace(ns))
 	pods := f.Core().V1().Pods().Informer()
