@@ -48,6 +48,22 @@ func goldenLastApplied(t testing.TB) []string {
 	return texts
 }
 
+// largestGoldenText is the longest golden last-applied text that holds kind (a "kind":"..."
+// member): the workload whose reading costs the most.
+func largestGoldenText(t *testing.T, kind string) string {
+	t.Helper()
+	var text string
+	for _, s := range goldenLastApplied(t) {
+		if strings.Contains(s, kind) && len(s) > len(text) {
+			text = s
+		}
+	}
+	if text == "" {
+		t.Fatalf("no golden last-applied text holds %s", kind)
+	}
+	return text
+}
+
 // appliedWithTemplate is a workload's last-applied text with the given pod template annotations
 // object (raw JSON), in the order and spacing Metacontroller writes it.
 func appliedWithTemplate(annotations string) string {
@@ -205,15 +221,7 @@ func TestTheScanLeavesWhatItCannotReadExactly(t *testing.T) {
 // text it allocates the annotations' map and nothing per field it passes (the strict decode
 // allocates about forty times a text).
 func TestTheScanAllocatesOnlyTheAnnotations(t *testing.T) {
-	var text string
-	for _, s := range goldenLastApplied(t) {
-		if strings.Contains(s, `"kind":"Deployment"`) && strings.Contains(s, `"template"`) && len(s) > len(text) {
-			text = s
-		}
-	}
-	if text == "" {
-		t.Fatal("no Deployment among the goldens' last-applied texts")
-	}
+	text := largestGoldenText(t, `"kind":"Deployment"`)
 	allocs := testing.AllocsPerRun(50, func() {
 		if _, answered := scanAppliedTemplate(text); !answered {
 			t.Fatal("the scan did not answer")
@@ -302,15 +310,7 @@ func TestTheObjectScanReadsEveryGoldenText(t *testing.T) {
 // TestTheObjectScanAllocatesLessThanDecode holds the object scan's point on the goldens' largest
 // Job text: no allocation for a plain name or string, only the maps, lists and boxes.
 func TestTheObjectScanAllocatesLessThanDecode(t *testing.T) {
-	var text string
-	for _, s := range goldenLastApplied(t) {
-		if strings.Contains(s, `"kind":"Job"`) && len(s) > len(text) {
-			text = s
-		}
-	}
-	if text == "" {
-		t.Fatal("no Job among the goldens' last-applied texts")
-	}
+	text := largestGoldenText(t, `"kind":"Job"`)
 	scan := testing.AllocsPerRun(50, func() {
 		if _, answered := scanObject(text); !answered {
 			t.Fatal("the scan did not answer")
